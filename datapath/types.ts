@@ -1,0 +1,108 @@
+// The contract between the control plane and the kernel. Controllers hand desired state to a
+// Datapath; the implementation diffs it against what the eBPF maps hold and writes the difference.
+
+export type Direction = 'ingress' | 'egress';
+
+/** A local endpoint (pod) as the datapath needs it; `id` is the node-local endpoint ID, 1..4095. */
+export interface EndpointSpec {
+  id: number;
+  ipv4: string;
+  /** Security identity of the endpoint itself. */
+  identity: number;
+  /** Host-side veth the endpoint programs attach to. */
+  ifname: string;
+  ifindex: number;
+  /** Pod-side MAC and host-side MAC, "aa:bb:cc:dd:ee:ff". */
+  mac: string;
+  nodeMac: string;
+}
+
+/** One ipcache row: an IPv4 prefix ("10.0.1.5/32", "0.0.0.0/0") and the identity behind it. */
+export interface IPCacheEntry {
+  prefix: string;
+  identity: number;
+}
+
+/**
+ * One policy map entry. `identity` 0 matches any peer, `protocol` 0 any protocol, `port` 0 any
+ * port. A range is `port..endPort`. For ICMP (protocol 1) `port` holds the ICMP type.
+ */
+export interface PolicyEntry {
+  identity: number;
+  direction: Direction;
+  protocol: number;
+  port: number;
+  endPort?: number;
+  deny: boolean;
+}
+
+/**
+ * Which directions an endpoint enforces. A direction that does not enforce allows everything
+ * (what nothing allows is dropped only where enforcement is on). When omitted, a direction
+ * enforces exactly when it has at least one entry.
+ */
+export interface Enforcement {
+  ingress: boolean;
+  egress: boolean;
+}
+
+/** Map writes one sync performed; an identical second sync reports all zeros. */
+export interface SyncResult {
+  added: number;
+  updated: number;
+  removed: number;
+}
+
+export interface Datapath {
+  upsertEndpoint(ep: EndpointSpec): Promise<void>;
+  removeEndpoint(id: number): Promise<void>;
+  syncIPCache(entries: readonly IPCacheEntry[]): Promise<SyncResult>;
+  syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement?: Enforcement): Promise<SyncResult>;
+  /** Decoded datapath events until `signal` aborts. */
+  events(signal?: AbortSignal): AsyncIterable<DatapathEvent>;
+  close(): Promise<void>;
+}
+
+/** Event records; the byte layout is documented in bpf/README.md. */
+export type DatapathEvent = DropEvent | TraceEvent | PolicyVerdictEvent;
+
+export interface PacketSummary {
+  srcIp: string;
+  dstIp: string;
+  protocol: number;
+  srcPort: number;
+  dstPort: number;
+  /** TCP flags byte, or ICMP type/code packed as type << 8 | code for ICMP. */
+  flags: number;
+}
+
+interface EventBase {
+  endpointId: number;
+  srcIdentity: number;
+  dstIdentity: number;
+  packet: PacketSummary;
+}
+
+export interface DropEvent extends EventBase {
+  type: 'drop';
+  /** Upstream drop reason code, e.g. 133 policy denied, 181 deny-list. */
+  reason: number;
+  direction: Direction;
+}
+
+export interface TraceEvent extends EventBase {
+  type: 'trace';
+  /** Upstream observation point: 0 to-endpoint, 5 from-endpoint, ... */
+  observationPoint: number;
+  /** Conntrack state: 1 new, 2 established, 3 reply, 4 related. */
+  ctState: number;
+}
+
+export interface PolicyVerdictEvent extends EventBase {
+  type: 'policy-verdict';
+  direction: Direction;
+  /** 0 allow, otherwise the negative-free drop reason (133, 181). */
+  verdict: number;
+  /** Upstream match type: 0 none, 1 L3-only, 2 L3-L4, 3 L4-only, 4 all, 5 L3-proto, 6 proto-only. */
+  matchType: number;
+}

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Installs what cilium-ts needs on a fresh Debian machine: system packages, node modules, and
+# kube-apiserver, kubectl and etcd built from their Go modules. Idempotent: tool builds are cached
+# by version under $CILIUM_TS_CACHE (outside the repo), so a second run takes seconds.
+set -euo pipefail
+
+KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.3}"
+ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+CACHE="${CILIUM_TS_CACHE:-$HOME/.cache/cilium-ts}"
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl)
+
+log() { printf '[install] %s\n' "$*" >&2; }
+
+install_apt() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ "${#missing[@]}" -gt 0 ]; then
+    log "apt-get install ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+# k8s.io/kubernetes maps its staging modules to v0.0.0 with replace directives that do not apply
+# to a consumer, so a throwaway module replaces each one with its published v0.X.Y tag.
+build_kubernetes() {
+  local out="$CACHE/kubernetes-$KUBERNETES_VERSION"
+  if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ]; then return; fi
+  log "building kube-apiserver and kubectl $KUBERNETES_VERSION (first run only)"
+  local work; work="$(mktemp -d)"
+  trap 'rm -rf "$work"' RETURN
+  local staging="v0${KUBERNETES_VERSION#v1}"
+  local gomod
+  gomod="$(cd "$work" && go mod download -json "k8s.io/kubernetes@$KUBERNETES_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')"
+  {
+    echo "module cilium-ts/tools/kubernetes"
+    echo "go 1.25"
+    echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
+    sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 '"$staging"'#p' "$gomod"
+  } >"$work/go.mod"
+  printf 'package tools\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver"\n _ "k8s.io/kubectl/pkg/cmd"\n)\n' >"$work/tools.go"
+  local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+   mkdir -p "$out.tmp"
+   GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
+   GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+# The etcd root module carries replace directives too; its server module builds as a dependency.
+build_etcd() {
+  local out="$CACHE/etcd-$ETCD_VERSION"
+  if [ -x "$out/etcd" ]; then return; fi
+  log "building etcd $ETCD_VERSION (first run only)"
+  local work; work="$(mktemp -d)"
+  trap 'rm -rf "$work"' RETURN
+  printf 'module cilium-ts/tools/etcd\ngo 1.25\nrequire go.etcd.io/etcd/server/v3 %s\n' "$ETCD_VERSION" >"$work/go.mod"
+  printf 'package main\nimport (\n "os"\n "go.etcd.io/etcd/server/v3/etcdmain"\n)\nfunc main() { etcdmain.Main(os.Args) }\n' >"$work/main.go"
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null && mkdir -p "$out.tmp" &&
+   go build -trimpath -ldflags "-s -w" -o "$out.tmp/etcd" .)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
+link_tools() {
+  mkdir -p "$REPO/.local/bin"
+  ln -sf "$CACHE/kubernetes-$KUBERNETES_VERSION/kube-apiserver" "$REPO/.local/bin/kube-apiserver"
+  ln -sf "$CACHE/kubernetes-$KUBERNETES_VERSION/kubectl" "$REPO/.local/bin/kubectl"
+  ln -sf "$CACHE/etcd-$ETCD_VERSION/etcd" "$REPO/.local/bin/etcd"
+}
+
+install_node_modules() {
+  if [ ! -d "$REPO/node_modules" ] || [ "$REPO/package-lock.json" -nt "$REPO/node_modules/.package-lock.json" ]; then
+    log "npm ci"
+    (cd "$REPO" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+case "${1:-all}" in
+  apt) install_apt ;;
+  tools) build_etcd; build_kubernetes; link_tools ;;
+  node) install_node_modules ;;
+  all) install_apt; install_node_modules; build_etcd; build_kubernetes; link_tools ;;
+  *) echo "usage: $0 [all|apt|tools|node]" >&2; exit 2 ;;
+esac
