@@ -1,0 +1,56 @@
+// kube-apiserver on loopback, client-certificate auth (admin in system:masters) and RBAC, in the
+// shape envtest uses: no controller-manager runs beside it, so the ServiceAccount admission plugin
+// (which waits for token controllers) is off.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Pki } from './pki.js';
+import { startProcess, type ProcessRecord } from './process.js';
+import { waitUntilReady } from './readiness.js';
+
+export interface ApiServerRecord {
+  process: ProcessRecord;
+  url: string;
+}
+
+export interface ApiServerOptions {
+  binary: string;
+  workDir: string;
+  port: number;
+  etcdUrl: string;
+  pki: Pki;
+  detached: boolean;
+  readyTimeoutMs: number;
+}
+
+export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerRecord> {
+  const url = `https://127.0.0.1:${opts.port}`;
+  const args = [
+    `--etcd-servers=${opts.etcdUrl}`,
+    '--bind-address=127.0.0.1',
+    `--secure-port=${opts.port}`,
+    `--tls-cert-file=${opts.pki.servingCert}`,
+    `--tls-private-key-file=${opts.pki.servingKey}`,
+    `--client-ca-file=${opts.pki.caCert}`,
+    '--authorization-mode=RBAC',
+    `--service-account-issuer=${url}/`,
+    `--service-account-key-file=${opts.pki.serviceAccountPublicKey}`,
+    `--service-account-signing-key-file=${opts.pki.serviceAccountPrivateKey}`,
+    '--service-cluster-ip-range=10.0.0.0/24',
+    '--allow-privileged=true',
+    '--disable-admission-plugins=ServiceAccount',
+    '--profiling=false',
+  ];
+  const process = await startProcess({
+    name: 'kube-apiserver',
+    binary: opts.binary,
+    args,
+    logPath: path.join(opts.workDir, 'kube-apiserver.log'),
+    detached: opts.detached,
+  });
+  await waitUntilReady(`${url}/readyz`, process, opts.readyTimeoutMs, {
+    ca: readFileSync(opts.pki.caCert),
+    cert: readFileSync(opts.pki.adminCert),
+    key: readFileSync(opts.pki.adminKey),
+  });
+  return { process, url };
+}

@@ -1,0 +1,155 @@
+// Starts and stops one control plane: etcd + kube-apiserver on free loopback ports, certificates,
+// the CRDs installed and served, and a kubeconfig for the admin user.
+import { existsSync, rmSync } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { startApiServer, type ApiServerRecord } from './apiserver.js';
+import { assertBinaries, binaryPath } from './binaries.js';
+import { registerCleanup } from './cleanup.js';
+import { installCrds } from './crds.js';
+import { startEtcd, type EtcdRecord } from './etcd.js';
+import { writeKubeconfig } from './kubeconfig.js';
+import { crdDir as defaultCrdDir, defaultBinDir } from './paths.js';
+import { generatePki } from './pki.js';
+import { freePorts } from './ports.js';
+import { killNow, stopProcess } from './process.js';
+
+export interface ControlPlane {
+  kubeconfigPath: string;
+  kubeConfig: KubeConfig;
+  binDir: string;
+  stop(): Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  binDir?: string;
+  crdDir?: string;
+  // Created if missing and removed on stop; a fresh temp dir when not given.
+  workDir?: string;
+  // Defaults to <workDir>/kubeconfig; removed on stop.
+  kubeconfigPath?: string;
+  // Processes outlive this one (the cluster command); otherwise they die with it.
+  detached?: boolean;
+  readyTimeoutMs?: number;
+}
+
+// Everything needed to find and stop a control plane again, also from another process.
+export interface ControlPlaneRecord {
+  binDir: string;
+  workDir: string;
+  kubeconfigPath: string;
+  serverUrl: string;
+  etcd?: EtcdRecord;
+  apiserver?: ApiServerRecord;
+  crds: string[];
+  startMs: number;
+}
+
+export interface RunningControlPlane extends ControlPlane {
+  record: ControlPlaneRecord;
+}
+
+export async function stopControlPlane(record: ControlPlaneRecord): Promise<void> {
+  const errors: string[] = [];
+  // The apiserver first, so it does not log a storm of etcd connection errors on the way down.
+  for (const component of [record.apiserver, record.etcd]) {
+    if (component === undefined) continue;
+    try {
+      await stopProcess(component.process);
+    } catch (err) {
+      errors.push((err as Error).message);
+    }
+  }
+  await rm(record.kubeconfigPath, { force: true });
+  await rm(record.workDir, { recursive: true, force: true });
+  if (errors.length > 0) throw new Error(`control plane stop: ${errors.join('; ')}`);
+}
+
+function stopControlPlaneNow(record: ControlPlaneRecord): void {
+  for (const component of [record.apiserver, record.etcd]) if (component) killNow(component.process);
+  rmSync(record.kubeconfigPath, { force: true });
+  rmSync(record.workDir, { recursive: true, force: true });
+}
+
+export function loadKubeConfig(kubeconfigPath: string): KubeConfig {
+  const kubeConfig = new KubeConfig();
+  kubeConfig.loadFromFile(kubeconfigPath);
+  return kubeConfig;
+}
+
+async function prepareWorkDir(workDir: string | undefined): Promise<string> {
+  if (workDir === undefined) return mkdtemp(path.join(os.tmpdir(), 'cilium-ts-envtest-'));
+  if (existsSync(workDir)) throw new Error(`control plane: work dir ${workDir} already exists; is another control plane using it?`);
+  await mkdir(workDir, { recursive: true });
+  return workDir;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<RunningControlPlane> {
+  const started = Date.now();
+  const binDir = opts.binDir ?? defaultBinDir();
+  assertBinaries(binDir);
+  const detached = opts.detached ?? false;
+  const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
+  const workDir = await prepareWorkDir(opts.workDir);
+  const [etcdClientPort, etcdPeerPort, apiserverPort] = (await freePorts(3)) as [number, number, number];
+  const record: ControlPlaneRecord = {
+    binDir,
+    workDir,
+    kubeconfigPath: opts.kubeconfigPath ?? path.join(workDir, 'kubeconfig'),
+    serverUrl: `https://127.0.0.1:${apiserverPort}`,
+    crds: [],
+    startMs: 0,
+  };
+  const unregister = registerCleanup({
+    name: `control plane in ${workDir}`,
+    stop: () => stopControlPlane(record),
+    stopNow: () => stopControlPlaneNow(record),
+  });
+  try {
+    const pki = await generatePki(workDir);
+    record.etcd = await startEtcd({
+      binary: binaryPath(binDir, 'etcd'),
+      workDir,
+      clientPort: etcdClientPort,
+      peerPort: etcdPeerPort,
+      detached,
+      readyTimeoutMs,
+    });
+    record.apiserver = await startApiServer({
+      binary: binaryPath(binDir, 'kube-apiserver'),
+      workDir,
+      port: apiserverPort,
+      etcdUrl: record.etcd.clientUrl,
+      pki,
+      detached,
+      readyTimeoutMs,
+    });
+    await writeKubeconfig(record.kubeconfigPath, record.serverUrl, pki);
+    const kubeConfig = loadKubeConfig(record.kubeconfigPath);
+    record.crds = await installCrds(kubeConfig, opts.crdDir ?? defaultCrdDir);
+    record.startMs = Date.now() - started;
+    // A detached control plane belongs to whoever records it (the cluster command), not to us.
+    if (detached) unregister();
+    let stopped: Promise<void> | undefined;
+    return {
+      kubeconfigPath: record.kubeconfigPath,
+      kubeConfig,
+      binDir,
+      record,
+      stop: () => {
+        stopped ??= stopControlPlane(record).finally(unregister);
+        return stopped;
+      },
+    };
+  } catch (err) {
+    const stopError = await stopControlPlane(record).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    unregister();
+    if (stopError) throw new Error(`${(err as Error).message}\n(and cleaning up failed: ${stopError.message})`, { cause: err });
+    throw err;
+  }
+}

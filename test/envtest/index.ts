@@ -1,0 +1,50 @@
+// The test control plane shared by every test of one mocha run (contract: issue 2, test/envtest).
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { runWithExitCode, type CommandResult } from './command.js';
+import { startControlPlane, type ControlPlane } from './controlplane.js';
+import { deleteNamespace } from './namespaces.js';
+import { newLogger } from '../../controllers/runtime/log.js';
+
+export type { ControlPlane } from './controlplane.js';
+
+let shared: Promise<ControlPlane> | undefined;
+
+// Started on first use so test runs that never touch the apiserver do not pay for it; stopped by
+// the root hook in ./hooks.ts.
+export function sharedControlPlane(): Promise<ControlPlane> {
+  shared ??= startControlPlane().then((cp) => {
+    newLogger('envtest').info('shared control plane started', {
+      startMs: cp.record.startMs,
+      server: cp.record.serverUrl,
+      crds: cp.record.crds.length,
+    });
+    return cp;
+  });
+  return shared;
+}
+
+export async function stopSharedControlPlane(): Promise<void> {
+  if (shared === undefined) return;
+  const starting = shared;
+  shared = undefined;
+  // A failed start has already cleaned up after itself.
+  const cp = await starting.catch(() => undefined);
+  await cp?.stop();
+}
+
+export function kubectl(cp: ControlPlane, args: string[], opts: { stdin?: string } = {}): Promise<CommandResult> {
+  return runWithExitCode(path.join(cp.binDir, 'kubectl'), ['--kubeconfig', cp.kubeconfigPath, ...args], opts);
+}
+
+export async function testNamespace(cp: ControlPlane): Promise<{ name: string; cleanup(): Promise<void> }> {
+  const name = `test-${randomBytes(5).toString('hex')}`;
+  const core = cp.kubeConfig.makeApiClient(CoreV1Api);
+  try {
+    await core.createNamespace({ body: { metadata: { name, labels: { 'cilium-ts.io/test': 'true' } } } });
+  } catch (err) {
+    throw new Error(`test namespace ${name}: create failed: ${(err as Error).message}`, { cause: err });
+  }
+  return { name, cleanup: () => deleteNamespace(cp.kubeConfig, name) };
+}

@@ -1,0 +1,141 @@
+// `npm run cluster -- up|status|down` end to end, in its own state dir so a user's running cluster
+// is left alone.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { expect } from 'chai';
+import { binaryPath } from '../envtest/binaries.js';
+import { runWithExitCode, type CommandResult } from '../envtest/command.js';
+import type { ControlPlaneRecord } from '../envtest/controlplane.js';
+import { readCrdDir } from '../envtest/crds.js';
+import { crdDir, defaultBinDir, repoRoot } from '../envtest/paths.js';
+import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../envtest/process.js';
+
+interface RecordedState {
+  components: { 'control-plane'?: ControlPlaneRecord };
+}
+
+describe('npm run cluster', function () {
+  this.timeout(120_000);
+  let stateDir: string;
+
+  const servers = (['etcd', 'kube-apiserver'] as const).map((name) => binaryPath(defaultBinDir(), name));
+
+  function clusterArgs(command: string): string[] {
+    return ['--import', 'tsx', path.join(repoRoot, 'hack', 'cluster.ts'), '--state-dir', stateDir, command];
+  }
+
+  function cluster(command: string): Promise<CommandResult> {
+    const env = { ...process.env };
+    delete env.CILIUM_TS_STATE_DIR;
+    return runWithExitCode(process.execPath, clusterArgs(command), { cwd: repoRoot, env });
+  }
+
+  async function recordedProcesses(): Promise<ProcessRecord[]> {
+    const state = JSON.parse(await readFile(path.join(stateDir, 'cluster', 'state.json'), 'utf8')) as RecordedState;
+    const record = state.components['control-plane'];
+    if (record === undefined) throw new Error(`no control-plane in ${stateDir}/cluster/state.json`);
+    return [record.etcd, record.apiserver].flatMap((c) => (c ? [c.process] : []));
+  }
+
+  function kubectl(args: string[]): Promise<CommandResult> {
+    return runWithExitCode(path.join(stateDir, 'bin', 'kubectl'), ['--kubeconfig', path.join(stateDir, 'kubeconfig'), ...args]);
+  }
+
+  before(async function () {
+    stateDir = await mkdtemp(path.join(os.tmpdir(), 'cilium-ts-cluster-test-'));
+  });
+
+  after(async function () {
+    // A failed test may leave the detached processes running; down, then make sure.
+    if (existsSync(path.join(stateDir, 'cluster', 'state.json'))) await cluster('down');
+    for (const pid of pidsMentioning(stateDir, servers)) await stopPid(pid, `leftover of ${stateDir}`);
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  it('up starts the control plane in the background and prints how to use it', async function () {
+    const up = await cluster('up');
+    expect(up.code, up.stderr).to.equal(0);
+    expect(up.stdout).to.include(`export KUBECONFIG=${stateDir}/kubeconfig`);
+    expect(up.stdout).to.include(`${stateDir}/bin/kubectl get crds`);
+    // The command has exited; what it started keeps running.
+    const processes = await recordedProcesses();
+    expect(processes.map((p) => p.name)).to.have.members(['etcd', 'kube-apiserver']);
+    expect(processes.every(isRunning)).to.equal(true);
+    const crds = await kubectl(['get', 'crds', '-o', 'name']);
+    expect(crds.code, crds.stderr).to.equal(0);
+    const expected = (await readCrdDir(crdDir)).map(({ crd }) => `customresourcedefinition.apiextensions.k8s.io/${crd.metadata?.name}`);
+    expect(crds.stdout.trim().split('\n')).to.have.members(expected);
+  });
+
+  it('up again says it is up and starts nothing new', async function () {
+    const before = await recordedProcesses();
+    const up = await cluster('up');
+    expect(up.code, up.stderr).to.equal(0);
+    expect(up.stdout).to.include('cluster is already up');
+    expect(await recordedProcesses()).to.deep.equal(before);
+    expect(pidsMentioning(stateDir).sort()).to.deep.equal(before.map((p) => p.pid).sort());
+  });
+
+  it('status names the running processes and the apiserver readiness', async function () {
+    const status = await cluster('status');
+    expect(status.code, status.stderr).to.equal(0);
+    expect(status.stdout).to.match(/etcd: running \(pid \d+/);
+    expect(status.stdout).to.match(/kube-apiserver: running \(pid \d+/);
+    expect(status.stdout).to.match(/readyz: HTTP 200 ok/);
+  });
+
+  it('status reports a dead apiserver, and up replaces the broken cluster', async function () {
+    const [etcd, apiserver] = await recordedProcesses().then((ps) => ['etcd', 'kube-apiserver'].map((n) => ps.find((p) => p.name === n)));
+    if (etcd === undefined || apiserver === undefined) throw new Error('state lacks etcd or kube-apiserver');
+    process.kill(apiserver.pid, 'SIGKILL');
+    while (isRunning(apiserver)) await new Promise((r) => setTimeout(r, 20));
+    const status = await cluster('status');
+    expect(status.code).to.equal(1);
+    expect(status.stdout).to.include('cluster is NOT healthy');
+    expect(status.stdout).to.match(/kube-apiserver: NOT running \(pid \d+/);
+    const up = await cluster('up');
+    expect(up.code, up.stderr).to.equal(0);
+    expect(up.stdout).to.include('not healthy; stopping what is left first');
+    expect(isRunning(etcd)).to.equal(false);
+    expect((await recordedProcesses()).every(isRunning)).to.equal(true);
+    expect(await kubectl(['get', '--raw', '/readyz'])).to.include({ code: 0, stdout: 'ok' });
+  });
+
+  it('down stops everything and leaves no files', async function () {
+    const processes = await recordedProcesses();
+    const down = await cluster('down');
+    expect(down.code, down.stderr).to.equal(0);
+    expect(processes.some(isRunning)).to.equal(false);
+    expect(pidsMentioning(stateDir)).to.deep.equal([]);
+    expect(await readdir(stateDir)).to.deep.equal([]);
+    const status = await cluster('status');
+    expect(status.code).to.equal(3);
+    expect(status.stdout).to.include('cluster is not running');
+  });
+
+  it('down also stops what an up killed half-way had started', async function () {
+    const up = spawn(process.execPath, clusterArgs('up'), { cwd: repoRoot, stdio: 'ignore' });
+    const exited = once(up, 'exit');
+    try {
+      // Kill `up` once etcd runs: it is then still waiting for kube-apiserver, nothing recorded.
+      for (let i = 0; pidsMentioning(stateDir, [servers[0] ?? '']).length === 0; i++) {
+        if (i > 1200) throw new Error('cluster up started no etcd within 60s');
+        if (up.exitCode !== null) throw new Error(`cluster up exited (${up.exitCode}) before etcd ran`);
+        await sleep(50);
+      }
+    } finally {
+      up.kill('SIGKILL');
+      await exited;
+    }
+    expect(pidsMentioning(stateDir, servers)).to.not.be.empty;
+    const down = await cluster('down');
+    expect(down.code, down.stderr).to.equal(0);
+    expect(pidsMentioning(stateDir)).to.deep.equal([]);
+    expect(await readdir(stateDir)).to.deep.equal([]);
+  });
+});
