@@ -1,0 +1,91 @@
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { BpfError } from './errors.js';
+import type { BpfObject } from './object.js';
+import type { BpfProgram } from './prog.js';
+import { tcAttach, tcDetach, tcHookDestroy, tcQuery } from './tc.js';
+import { fixtureSuite, ip, tc, uniqueName, type FixtureSuite } from './testdata/fixtures.js';
+
+describe('tc attach', function () {
+  let suite: FixtureSuite | undefined;
+  let link: string | undefined;
+  let ifindex = 0;
+  const objects: BpfObject[] = [];
+  const progs: BpfProgram[] = [];
+
+  // Each load is a distinct program (its own id); they share the pinned map.
+  function loadProgram(): BpfProgram {
+    const obj = suite!.open();
+    objects.push(obj);
+    obj.load();
+    const prog = obj.program('fixture_classify');
+    progs.push(prog);
+    return prog;
+  }
+
+  before(async function () {
+    suite = await fixtureSuite();
+  });
+  beforeEach(async function () {
+    const name = uniqueName('tc');
+    // A veth pair: the kernel here has no dummy driver. Deleting one end removes both.
+    await ip('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`.slice(0, 15));
+    link = name;
+    ifindex = Number(readFileSync(`/sys/class/net/${link}/ifindex`, 'utf8'));
+  });
+  afterEach(async function () {
+    try {
+      // Deleting the link takes its clsact qdisc and filters with it.
+      if (link !== undefined) await ip('link', 'del', link);
+    } finally {
+      link = undefined;
+      for (const p of progs.splice(0)) p.close();
+      for (const o of objects.splice(0)) o.close();
+    }
+  });
+  after(function () {
+    suite?.remove();
+  });
+
+  it('attaches to ingress, queries the program id, and detaches', async function () {
+    const prog = loadProgram();
+    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
+    tcAttach({ ifindex, direction: 'ingress', progFd: prog.fd });
+    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(prog.id);
+    expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(undefined);
+    const shown = await tc('filter', 'show', 'dev', link!, 'ingress');
+    expect(shown).to.match(/pref 1 bpf chain 0 handle 0x1 .*direct-action/);
+    expect(shown).to.contain(` id ${prog.id} name fixture_classif `);
+    tcDetach({ ifindex, direction: 'ingress' });
+    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
+    expect(() => tcDetach({ ifindex, direction: 'ingress' })).to.throw(BpfError, new RegExp(`^detach tc filter ifindex ${ifindex} ingress handle 1 priority 1: .*\\(errno 2\\)\nlibbpf: Kernel error message: `));
+  });
+
+  it('replaces the filter with the same handle and priority and keeps others apart', function () {
+    const first = loadProgram();
+    const second = loadProgram();
+    tcAttach({ ifindex, direction: 'egress', progFd: first.fd });
+    tcAttach({ ifindex, direction: 'egress', progFd: second.fd });
+    expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(second.id);
+    tcAttach({ ifindex, direction: 'egress', progFd: first.fd, handle: 2, priority: 5 });
+    expect(tcQuery({ ifindex, direction: 'egress', handle: 2, priority: 5 })).to.equal(first.id);
+    expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(second.id);
+  });
+
+  it('destroys the clsact hook with every filter, and tolerates a missing hook', async function () {
+    const prog = loadProgram();
+    tcAttach({ ifindex, direction: 'ingress', progFd: prog.fd });
+    tcAttach({ ifindex, direction: 'egress', progFd: prog.fd });
+    expect(await tc('qdisc', 'show', 'dev', link!)).to.contain('clsact');
+    tcHookDestroy(ifindex);
+    expect(await tc('qdisc', 'show', 'dev', link!)).to.not.contain('clsact');
+    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
+    tcHookDestroy(ifindex);
+  });
+
+  it('names the interface when attaching to one that does not exist', function () {
+    const prog = loadProgram();
+    const gone = 0x7ffffff0;
+    expect(() => tcAttach({ ifindex: gone, direction: 'ingress', progFd: prog.fd })).to.throw(BpfError, new RegExp(`ifindex ${gone}: .*\\(errno 19\\)$`));
+  });
+});
