@@ -3,15 +3,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  ApiextensionsV1Api,
-  CustomObjectsApi,
-  KubernetesObjectApi,
-  PatchStrategy,
-  type KubeConfig,
-  type V1CustomResourceDefinition,
-} from '@kubernetes/client-node';
+import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { apiJson } from './http.js';
 
 export const fieldManager = 'cilium-ts-envtest';
 
@@ -99,15 +93,21 @@ async function waitServed(api: CustomObjectsApi, crd: V1CustomResourceDefinition
 
 export async function installCrds(kubeConfig: KubeConfig, dir: string, timeoutMs = 60_000): Promise<string[]> {
   const sources = await readCrdDir(dir);
-  const objects = KubernetesObjectApi.makeApiClient(kubeConfig);
   const extensions = kubeConfig.makeApiClient(ApiextensionsV1Api);
   const custom = kubeConfig.makeApiClient(CustomObjectsApi);
   await Promise.all(
     sources.map(async ({ file, crd }) => {
       try {
-        await objects.patch(crd, undefined, undefined, fieldManager, true, PatchStrategy.ServerSideApply);
+        // The raw object goes on the wire: client-node's typed serializer would drop the
+        // x-kubernetes-* extensions and enums that carry our validation.
+        const query = new URLSearchParams({ fieldManager, force: 'true' });
+        await apiJson(kubeConfig, `/apis/apiextensions.k8s.io/v1/customresourcedefinitions/${crd.metadata?.name}?${query.toString()}`, {
+          method: 'PATCH',
+          headers: { 'Content-Type': 'application/apply-patch+yaml' },
+          body: JSON.stringify(crd),
+        });
       } catch (err) {
-        throw new Error(`CRD ${crd.metadata?.name} from ${file}: server-side apply refused: ${apiErrorMessage(err)}`, {
+        throw new Error(`CRD ${crd.metadata?.name} from ${file}: server-side apply refused: ${(err as Error).message}`, {
           cause: err,
         });
       }

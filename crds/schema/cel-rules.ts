@@ -1,0 +1,30 @@
+// Every CEL rule our CRDs carry, next to the TypeScript predicate that decides the same thing, so
+// the runtime validator enforces what the apiserver enforces. A rule without a twin here cannot be
+// put into a schema: the builders only take rules from this table.
+import type { CelRule } from './openapi.js';
+
+export interface CelRuleWithTwin extends CelRule {
+  holds(self: Record<string, unknown>): boolean;
+}
+
+function has(self: Record<string, unknown>, field: string): boolean {
+  return self[field] !== undefined;
+}
+
+export const specOrSpecsRequired: CelRuleWithTwin = {
+  rule: 'has(self.spec) || has(self.specs)',
+  message: 'one of spec or specs is required',
+  holds: (self) => has(self, 'spec') || has(self, 'specs'),
+};
+
+export const oneSubjectSelector: CelRuleWithTwin = {
+  rule: 'has(self.endpointSelector) != has(self.nodeSelector)',
+  message: 'exactly one of endpointSelector or nodeSelector must be set',
+  holds: (self) => has(self, 'endpointSelector') !== has(self, 'nodeSelector'),
+};
+
+export const allCelRules: readonly CelRuleWithTwin[] = [specOrSpecsRequired, oneSubjectSelector];
+
+export function celRule(r: CelRuleWithTwin): CelRule {
+  return { rule: r.rule, message: r.message };
+}

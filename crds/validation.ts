@@ -1,0 +1,215 @@
+// Runtime validation of cilium.io/v2 objects read from the API (or from files), compiled with ajv
+// from the same CRD YAMLs the apiserver serves. What the apiserver checks with CEL is checked here
+// by the TypeScript twin of each rule (crds/schema/cel-rules.ts). On top of the schema, a
+// CiliumNetworkPolicy may not use nodeSelector: upstream's CRD accepts it, but its agent refuses
+// such a policy when parsing it ("rule cannot have NodeSelector"), and so do we.
+import { readFileSync } from 'node:fs';
+import { Ajv } from 'ajv';
+import type { ErrorObject, SchemaObject, ValidateFunction } from 'ajv';
+import addFormats from 'ajv-formats';
+import { isCidr } from './cidr.js';
+import { parseCrd, schemaOf } from './crd-file.js';
+import type {
+  CiliumClusterwideNetworkPolicy,
+  CiliumEndpoint,
+  CiliumIdentity,
+  CiliumNetworkPolicy,
+  CiliumNode,
+} from './gen/index.js';
+import { allCelRules } from './schema/cel-rules.js';
+import type { CelRule, SchemaProps } from './schema/openapi.js';
+
+export interface FieldError {
+  /** Field path in the apiserver's notation, e.g. spec.ingress[0].toPorts[0].ports[0].port. */
+  path: string;
+  message: string;
+}
+
+export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+const crdFiles = {
+  CiliumEndpoint: 'ciliumendpoints.yaml',
+  CiliumIdentity: 'ciliumidentities.yaml',
+  CiliumNetworkPolicy: 'ciliumnetworkpolicies.yaml',
+  CiliumClusterwideNetworkPolicy: 'ciliumclusterwidenetworkpolicies.yaml',
+  CiliumNode: 'ciliumnodes.yaml',
+} as const;
+
+export type CiliumKind = keyof typeof crdFiles;
+
+export const ciliumKinds = Object.keys(crdFiles) as CiliumKind[];
+
+const celKeyword = 'x-kubernetes-validations';
+
+function newAjv(): Ajv {
+  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
+  addFormats.default(ajv, { formats: ['date-time', 'int32', 'int64'] });
+  ajv.addFormat('cidr', { type: 'string', validate: isCidr });
+  ajv.addKeyword({
+    keyword: celKeyword,
+    schemaType: 'array',
+    errors: true,
+    compile(rules: CelRule[]) {
+      const twins = rules.map((r) => {
+        const twin = allCelRules.find((t) => t.rule === r.rule);
+        if (!twin) throw new Error(`CEL rule "${r.rule}" has no TypeScript twin in crds/schema/cel-rules.ts`);
+        return twin;
+      });
+      const check = (data: unknown): boolean => {
+        if (typeof data !== 'object' || data === null) return true;
+        const failed = twins.filter((t) => !t.holds(data as Record<string, unknown>));
+        check.errors = failed.map((t) => ({ keyword: celKeyword, message: t.message, params: { rule: t.rule } }));
+        return failed.length === 0;
+      };
+      check.errors = [] as Partial<ErrorObject>[];
+      return check;
+    },
+  });
+  return ajv;
+}
+
+// The apiserver's structural-schema semantics in JSON Schema terms: fields not declared are
+// unknown (it prunes or, with strict field validation, refuses them) unless the schema keeps them.
+function toJsonSchema(s: SchemaProps): SchemaObject {
+  const { properties, items, additionalProperties, oneOf, ...rest } = s;
+  const out: SchemaObject = { ...rest };
+  delete out['x-kubernetes-preserve-unknown-fields'];
+  delete out['x-kubernetes-int-or-string'];
+  if (s['x-kubernetes-int-or-string']) out.type = ['integer', 'string'];
+  if (oneOf) out.oneOf = oneOf.map(toJsonSchema);
+  if (items) out.items = toJsonSchema(items);
+  if (properties) {
+    out.properties = Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, toJsonSchema(v)]));
+  }
+  if (typeof additionalProperties === 'object') out.additionalProperties = toJsonSchema(additionalProperties);
+  else if (properties && !s['x-kubernetes-preserve-unknown-fields']) out.additionalProperties = false;
+  return out;
+}
+
+function compileKind(ajv: Ajv, kind: CiliumKind): ValidateFunction {
+  const url = new URL(`./cilium.io/v2/${crdFiles[kind]}`, import.meta.url);
+  const schema = toJsonSchema(schemaOf(parseCrd(url.pathname, readFileSync(url, 'utf8'))));
+  schema.required = [...new Set(['apiVersion', 'kind', 'metadata', ...((schema.required as string[] | undefined) ?? [])])];
+  return ajv.compile(schema);
+}
+
+const identifier = /^[A-Za-z_][-A-Za-z0-9_]*$/;
+
+/** Turns an ajv instancePath (/spec/ingress/0) plus an optional child into spec.ingress[0]. */
+export function fieldPath(instancePath: string, child?: string): string {
+  const segments = instancePath === '' ? [] : instancePath.slice(1).split('/').map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
+  if (child !== undefined) segments.push(child);
+  let path = '';
+  for (const seg of segments) {
+    if (/^[0-9]+$/.test(seg)) path += `[${seg}]`;
+    else if (identifier.test(seg)) path += path === '' ? seg : `.${seg}`;
+    else path += `[${JSON.stringify(seg)}]`;
+  }
+  return path;
+}
+
+function describe(e: ErrorObject): FieldError | undefined {
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'required':
+      return { path: fieldPath(e.instancePath, String(p.missingProperty)), message: 'Required value' };
+    case 'additionalProperties':
+      return { path: fieldPath(e.instancePath, String(p.additionalProperty)), message: 'unknown field' };
+    case 'oneOf': {
+      const alternatives = ((e.schema as SchemaObject[] | undefined) ?? []).flatMap((o) => (o.required as string[] | undefined) ?? []);
+      return { path: fieldPath(e.instancePath), message: `exactly one of ${alternatives.join(', ')} must be set` };
+    }
+    case celKeyword:
+      return { path: fieldPath(e.instancePath), message: e.message ?? e.keyword };
+    case 'enum':
+      return {
+        path: fieldPath(e.instancePath),
+        message: `Unsupported value ${JSON.stringify(e.data)}: supported values: ${(p.allowedValues as string[]).join(', ')}`,
+      };
+    default:
+      return { path: fieldPath(e.instancePath), message: `Invalid value ${JSON.stringify(e.data)}: ${e.message ?? e.keyword}` };
+  }
+}
+
+// Errors inside a oneOf alternative only say which alternative failed; the oneOf error says it all.
+function fieldErrors(errors: ErrorObject[]): FieldError[] {
+  return errors.filter((e) => !e.schemaPath.includes('/oneOf/')).flatMap((e) => describe(e) ?? []);
+}
+
+function namespacedPolicyErrors(obj: CiliumNetworkPolicy): FieldError[] {
+  const message = 'a namespaced CiliumNetworkPolicy cannot select nodes; use a CiliumClusterwideNetworkPolicy';
+  const errors: FieldError[] = [];
+  if (obj.spec?.nodeSelector) errors.push({ path: 'spec.nodeSelector', message });
+  (obj.specs ?? []).forEach((r, i) => {
+    if (r.nodeSelector) errors.push({ path: `specs[${i}].nodeSelector`, message });
+  });
+  return errors;
+}
+
+const compiled = new Map<CiliumKind, ValidateFunction>();
+let sharedAjv: Ajv | undefined;
+
+function validatorFor(kind: CiliumKind): ValidateFunction {
+  let fn = compiled.get(kind);
+  if (!fn) {
+    sharedAjv ??= newAjv();
+    fn = compileKind(sharedAjv, kind);
+    compiled.set(kind, fn);
+  }
+  return fn;
+}
+
+function validateKind<T>(kind: CiliumKind, obj: unknown, extra?: (value: T) => FieldError[]): ValidationResult<T> {
+  const validate = validatorFor(kind);
+  const errors: FieldError[] = validate(obj) ? [] : fieldErrors(validate.errors ?? []);
+  const o = obj as Record<string, unknown> | null;
+  if (typeof o === 'object' && o !== null) {
+    if (o.apiVersion !== undefined && o.apiVersion !== 'cilium.io/v2') {
+      errors.push({ path: 'apiVersion', message: `expected cilium.io/v2, got ${JSON.stringify(o.apiVersion)}` });
+    }
+    if (o.kind !== undefined && o.kind !== kind) {
+      errors.push({ path: 'kind', message: `expected ${kind}, got ${JSON.stringify(o.kind)}` });
+    }
+  }
+  if (errors.length === 0 && extra) errors.push(...extra(obj as T));
+  return errors.length === 0 ? { ok: true, value: obj as T } : { ok: false, errors };
+}
+
+export function validateCiliumEndpoint(obj: unknown): ValidationResult<CiliumEndpoint> {
+  return validateKind('CiliumEndpoint', obj);
+}
+
+export function validateCiliumIdentity(obj: unknown): ValidationResult<CiliumIdentity> {
+  return validateKind('CiliumIdentity', obj);
+}
+
+export function validateCiliumNetworkPolicy(obj: unknown): ValidationResult<CiliumNetworkPolicy> {
+  return validateKind('CiliumNetworkPolicy', obj, namespacedPolicyErrors);
+}
+
+export function validateCiliumClusterwideNetworkPolicy(obj: unknown): ValidationResult<CiliumClusterwideNetworkPolicy> {
+  return validateKind('CiliumClusterwideNetworkPolicy', obj);
+}
+
+export function validateCiliumNode(obj: unknown): ValidationResult<CiliumNode> {
+  return validateKind('CiliumNode', obj);
+}
+
+/** Validates an object of any of the five kinds, chosen by its `kind` field. */
+export function validateCiliumObject(obj: unknown): ValidationResult<unknown> {
+  const kind = (obj as { kind?: unknown } | null)?.kind;
+  switch (kind) {
+    case 'CiliumEndpoint':
+      return validateCiliumEndpoint(obj);
+    case 'CiliumIdentity':
+      return validateCiliumIdentity(obj);
+    case 'CiliumNetworkPolicy':
+      return validateCiliumNetworkPolicy(obj);
+    case 'CiliumClusterwideNetworkPolicy':
+      return validateCiliumClusterwideNetworkPolicy(obj);
+    case 'CiliumNode':
+      return validateCiliumNode(obj);
+    default:
+      return { ok: false, errors: [{ path: 'kind', message: `not a cilium.io/v2 kind: ${JSON.stringify(kind)}` }] };
+  }
+}
