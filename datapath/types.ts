@@ -25,7 +25,8 @@ export interface IPCacheEntry {
 
 /**
  * One policy map entry. `identity` 0 matches any peer, `protocol` 0 any protocol, `port` 0 any
- * port. A range is `port..endPort`. For ICMP (protocol 1) `port` holds the ICMP type.
+ * port. A range is `port..endPort`. For ICMP (protocol 1) `port` holds the ICMP type and 0 is
+ * type 0 (echo reply); every ICMP type is `port: 0, endPort: 255`.
  */
 export interface PolicyEntry {
   identity: number;
@@ -58,6 +59,11 @@ export interface Datapath {
   removeEndpoint(id: number): Promise<void>;
   syncIPCache(entries: readonly IPCacheEntry[]): Promise<SyncResult>;
   syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement?: Enforcement): Promise<SyncResult>;
+  /**
+   * Removes every endpoint whose id is not in `keepIds` (its address entry, policy map and
+   * attached programs); resolves to the removed ids. After a restart, once desired state is known.
+   */
+  pruneEndpoints(keepIds: Iterable<number>): Promise<number[]>;
   /** Decoded datapath events until `signal` aborts. */
   events(signal?: AbortSignal): AsyncIterable<DatapathEvent>;
   close(): Promise<void>;

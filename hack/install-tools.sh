@@ -8,7 +8,7 @@ KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
 CACHE="${CILIUM_TS_CACHE:-$HOME/.cache/cilium-ts}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl util-linux)
+APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl util-linux iputils-ping)
 
 log() { printf '[install] %s\n' "$*" >&2; }
 

@@ -1,0 +1,151 @@
+/* Endpoint programs on the host side of a pod's veth. cil_from_container (tc ingress) sees what
+ * the pod sends and enforces the pod's egress policy; cil_to_container (tc egress) sees what is
+ * delivered to the pod and enforces its ingress policy. The endpoint is found by the pod's IP in
+ * cilium_lxc, so one object serves every endpoint. */
+#include "lib/common.h"
+#include "lib/maps.h"
+#include "lib/parse.h"
+#include "lib/ct.h"
+#include "lib/policy.h"
+#include "lib/notify.h"
+
+/* Layouts that no map definition names in full (the inner policy map's key and value, the event
+ * records) are anchored here so they appear in BTF, where datapath/maps checks its codecs. */
+struct layout_anchor {
+	struct policy_key policy_key;
+	struct policy_entry policy_entry;
+	struct drop_notify drop_notify;
+	struct trace_notify trace_notify;
+	struct policy_verdict_notify policy_verdict_notify;
+};
+struct layout_anchor btf_layout_anchor;
+
+struct verdict_ctx {
+	struct __sk_buff *skb;
+	__u16 ep_id;
+	__u8 dir;
+	__u32 src_label;
+	__u32 dst_label;
+};
+
+static __always_inline int drop_packet(const struct verdict_ctx *v, __u8 reason, __u16 line)
+{
+	metrics_count(reason, v->dir, line, v->skb->len);
+	send_drop_notify(v->skb, v->ep_id, v->src_label, v->dst_label, reason, v->dir, line);
+	return TC_ACT_SHOT;
+}
+
+static __always_inline int forward_packet(const struct verdict_ctx *v)
+{
+	metrics_count(0, v->dir, 0, v->skb->len);
+	return TC_ACT_OK;
+}
+
+static __always_inline struct endpoint_info *lookup_endpoint(__be32 addr)
+{
+	struct endpoint_key key = { .family = ENDPOINT_KEY_IPV4 };
+
+	__builtin_memcpy(key.ip, &addr, sizeof(addr));
+	return bpf_map_lookup_elem(&cilium_lxc, &key);
+}
+
+/* Local endpoints are authoritative for their own identity; everything else comes from the
+ * ipcache, and what it does not know is world. */
+static __always_inline __u32 peer_identity(__be32 addr)
+{
+	struct ipcache_key key = {
+		.prefixlen = IPCACHE_PREFIX_BASE + 32,
+		.family = ENDPOINT_KEY_IPV4,
+	};
+	struct endpoint_info *ep = lookup_endpoint(addr);
+	struct remote_endpoint_info *info;
+
+	if (ep)
+		return ep->sec_id;
+	__builtin_memcpy(key.ip, &addr, sizeof(addr));
+	info = bpf_map_lookup_elem(&cilium_ipcache, &key);
+	return info ? info->sec_identity : WORLD_ID;
+}
+
+static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
+{
+	struct verdict_ctx v = { .skb = skb, .dir = egress ? METRIC_EGRESS : METRIC_INGRESS };
+	__u8 ct_dir = egress ? TUPLE_F_OUT : TUPLE_F_IN;
+	struct endpoint_info *ep;
+	struct pkt p = {};
+	void *policy_map;
+	__u32 now, peer;
+	__u8 match = 0;
+	int state, ret;
+	void *ct;
+
+	ret = parse_ipv4(skb, &p);
+	if (ret < 0)
+		return drop_packet(&v, -ret, __LINE__);
+
+	ep = lookup_endpoint(egress ? p.saddr : p.daddr);
+	if (!ep) {
+		/* A pod may only send from its own address; what is delivered to an address no
+		 * endpoint owns (broadcast) has no policy to apply. */
+		if (egress)
+			return drop_packet(&v, DROP_INVALID_SIP, __LINE__);
+		return forward_packet(&v);
+	}
+	v.ep_id = ep->lxc_id;
+
+	now = ct_now();
+	ct = ct_map_for(p.protocol);
+	state = ct_lookup4(ct, &p, ct_dir, now);
+	if (state == CT_ESTABLISHED || state == CT_REPLY)
+		return forward_packet(&v);
+
+	peer = peer_identity(egress ? p.daddr : p.saddr);
+	v.src_label = egress ? ep->sec_id : peer;
+	v.dst_label = egress ? peer : ep->sec_id;
+
+	if (p.protocol == IPPROTO_ICMP && icmp_is_error(p.icmp_type) &&
+	    ct_lookup_related4(skb, &p, ct_dir, now) == CT_RELATED) {
+		send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
+				  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_RELATED);
+		return forward_packet(&v);
+	}
+
+	policy_map = bpf_map_lookup_elem(&cilium_policy_maps, &(__u32){ v.ep_id });
+	if (!policy_map)
+		return drop_packet(&v, DROP_EP_NOT_READY, __LINE__);
+	ret = policy_check(policy_map, peer, egress, &p, &match);
+	send_policy_verdict_notify(skb, v.ep_id, v.src_label, v.dst_label, v.dir, ret, match);
+	if (ret)
+		return drop_packet(&v, ret, __LINE__);
+
+	if (ct_create4(ct, &p, ct_dir, v.src_label, now) < 0)
+		return drop_packet(&v, DROP_CT_CREATE_FAILED, __LINE__);
+	send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
+			  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_NEW);
+	return forward_packet(&v);
+}
+
+static __always_inline int handle(struct __sk_buff *skb, int egress)
+{
+	struct verdict_ctx v = { .skb = skb, .dir = egress ? METRIC_EGRESS : METRIC_INGRESS };
+
+	if (skb->protocol == bpf_htons(ETH_P_IP))
+		return handle_ipv4(skb, egress);
+	if (skb->protocol == bpf_htons(ETH_P_ARP))
+		return forward_packet(&v);
+	return drop_packet(&v, DROP_UNKNOWN_L3, __LINE__);
+}
+
+SEC("tc")
+int cil_from_container(struct __sk_buff *skb)
+{
+	return handle(skb, 1);
+}
+
+SEC("tc")
+int cil_to_container(struct __sk_buff *skb)
+{
+	return handle(skb, 0);
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -1,0 +1,101 @@
+/* Reading the IPv4 and L4 headers of a packet on a tc hook into struct pkt. */
+#ifndef CILIUM_TS_PARSE_H
+#define CILIUM_TS_PARSE_H
+
+#include <linux/ip.h>
+#include "common.h"
+
+#define IP_FRAG_OFFSET_MASK 0x1fff
+
+/* First 14 bytes of a TCP header: enough for ports and the flags byte. */
+struct tcp_head {
+	__be16 sport;
+	__be16 dport;
+	__be32 seq;
+	__be32 ack;
+	__u8 doff;
+	__u8 flags;
+};
+
+struct l4_ports {
+	__be16 sport;
+	__be16 dport;
+};
+
+/* ICMP echo request and reply become a conntrack flow keyed by the echo id: the request puts it
+ * in sport, the reply in dport, so reversing a reply's tuple finds its request. */
+static __always_inline void icmp_ports(const struct icmphdr *icmp, __be16 *sport, __be16 *dport)
+{
+	*sport = 0;
+	*dport = 0;
+	if (icmp->type == ICMP_ECHO)
+		*sport = icmp->un.echo.id;
+	else if (icmp->type == ICMP_ECHOREPLY)
+		*dport = icmp->un.echo.id;
+}
+
+static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 protocol,
+					 __be16 *sport, __be16 *dport)
+{
+	if (protocol == IPPROTO_ICMP) {
+		struct icmphdr icmp;
+
+		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+			return -DROP_INVALID;
+		icmp_ports(&icmp, sport, dport);
+		return 0;
+	}
+	if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP) {
+		struct l4_ports ports;
+
+		if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)) < 0)
+			return -DROP_INVALID;
+		*sport = ports.sport;
+		*dport = ports.dport;
+	}
+	return 0;
+}
+
+/* Returns 0 or a negative drop reason. Non-first fragments carry no L4 header: their ports
+ * stay 0. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
+{
+	struct iphdr ip;
+
+	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return -DROP_INVALID;
+	if (ip.version != 4 || ip.ihl < 5)
+		return -DROP_INVALID;
+	p->saddr = ip.saddr;
+	p->daddr = ip.daddr;
+	p->protocol = ip.protocol;
+	p->len = skb->len;
+	p->l4_off = ETH_HLEN + ip.ihl * 4;
+	p->is_fragment = (ip.frag_off & bpf_htons(IP_FRAG_OFFSET_MASK)) != 0;
+	if (p->is_fragment)
+		return 0;
+
+	if (p->protocol == IPPROTO_TCP) {
+		struct tcp_head tcp;
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, &tcp, sizeof(tcp)) < 0)
+			return -DROP_INVALID;
+		p->sport = tcp.sport;
+		p->dport = tcp.dport;
+		p->tcp_flags = tcp.flags;
+		return 0;
+	}
+	if (p->protocol == IPPROTO_ICMP) {
+		struct icmphdr icmp;
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, &icmp, sizeof(icmp)) < 0)
+			return -DROP_INVALID;
+		p->icmp_type = icmp.type;
+		p->icmp_code = icmp.code;
+		icmp_ports(&icmp, &p->sport, &p->dport);
+		return 0;
+	}
+	return load_l4_ports(skb, p->l4_off, p->protocol, &p->sport, &p->dport);
+}
+
+#endif

@@ -1,0 +1,56 @@
+// Struct layouts the TypeScript codecs assume, and their check against the BTF clang emitted for
+// the object, so a C change that moves a field fails at load instead of corrupting map entries.
+import type { Btf } from '../libbpf/btf.js';
+
+export interface StructLayout {
+  /** C struct name as it appears in BTF. */
+  struct: string;
+  size: number;
+  /** Byte offset of every member the codec reads or writes. */
+  members: Readonly<Record<string, number>>;
+}
+
+export class LayoutMismatchError extends Error {
+  constructor(
+    readonly owner: string,
+    readonly mismatches: readonly string[],
+  ) {
+    super(`struct layouts of ${owner} differ from the TypeScript codecs:\n  ${mismatches.join('\n  ')}`);
+    this.name = 'LayoutMismatchError';
+  }
+}
+
+function describeFailure(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Every difference between `layouts` and `btf`, as "struct.member: ..." lines. */
+export function layoutMismatches(btf: Btf, layouts: readonly StructLayout[]): string[] {
+  const found: string[] = [];
+  for (const layout of layouts) {
+    let size: number;
+    try {
+      size = btf.structSize(layout.struct);
+    } catch (err) {
+      found.push(`${layout.struct}: not in BTF (${describeFailure(err)})`);
+      continue;
+    }
+    if (size !== layout.size) found.push(`${layout.struct}: size ${size} in BTF, ${layout.size} in codec`);
+    for (const [member, offset] of Object.entries(layout.members)) {
+      let actual: number;
+      try {
+        actual = btf.memberOffset(layout.struct, member);
+      } catch (err) {
+        found.push(`${layout.struct}.${member}: not in BTF (${describeFailure(err)})`);
+        continue;
+      }
+      if (actual !== offset) found.push(`${layout.struct}.${member}: offset ${actual} in BTF, ${offset} in codec`);
+    }
+  }
+  return found;
+}
+
+export function assertLayouts(btf: Btf, layouts: readonly StructLayout[], owner: string): void {
+  const mismatches = layoutMismatches(btf, layouts);
+  if (mismatches.length > 0) throw new LayoutMismatchError(owner, mismatches);
+}

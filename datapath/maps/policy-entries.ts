@@ -1,0 +1,126 @@
+// From the desired policy of one endpoint (PolicyEntry[] of datapath/types.ts) to the exact
+// contents of its policy map: ranges become port prefixes, non-enforcing directions get an
+// allow-all entry, and every allow covered by a deny of the same identity becomes a deny, which
+// is what lets the datapath's two longest-prefix lookups honour "deny always wins".
+import type { Direction, Enforcement, PolicyEntry } from '../types.js';
+import { encodePolicyKey, encodePolicyValue, FULL_PORT_PREFIX_BITS, POLICY_MAP_MAX_ENTRIES, PROTOCOL_PREFIX_BITS, type PolicyKey } from './policy.js';
+
+export const IPPROTO_ICMP = 1;
+export const IPPROTO_TCP = 6;
+export const IPPROTO_UDP = 17;
+export const IPPROTO_SCTP = 132;
+/** "Any protocol" with a port means every protocol that has ports, as upstream expands it. */
+const PORT_PROTOCOLS = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP];
+
+export class InvalidPolicyEntryError extends Error {
+  constructor(
+    readonly entry: PolicyEntry,
+    reason: string,
+  ) {
+    super(`invalid policy entry ${JSON.stringify(entry)}: ${reason}`);
+    this.name = 'InvalidPolicyEntryError';
+  }
+}
+
+export interface PortPrefix {
+  port: number;
+  /** Significant leading bits of the 16-bit port, 0..16. */
+  bits: number;
+}
+
+/** The fewest aligned power-of-two blocks whose union is exactly lo..hi (inclusive). */
+export function portRangePrefixes(lo: number, hi: number): PortPrefix[] {
+  const out: PortPrefix[] = [];
+  let start = lo;
+  while (start <= hi) {
+    let size = start === 0 ? 0x10000 : start & -start;
+    while (start + size - 1 > hi) size /= 2;
+    out.push({ port: start, bits: 16 - Math.log2(size) });
+    start += size;
+  }
+  return out;
+}
+
+function keysOfEntry(e: PolicyEntry): PolicyKey[] {
+  const egress = e.direction === 'egress';
+  const fail = (reason: string): never => {
+    throw new InvalidPolicyEntryError(e, reason);
+  };
+  if (!Number.isInteger(e.identity) || e.identity < 0 || e.identity > 0xffffffff) fail('identity must be an integer 0..2^32-1');
+  if (!Number.isInteger(e.protocol) || e.protocol < 0 || e.protocol > 255) fail('protocol must be an integer 0..255');
+  if (!Number.isInteger(e.port) || e.port < 0 || e.port > 65535) fail('port must be an integer 0..65535');
+  const base = { identity: e.identity, egress };
+
+  if (e.protocol === IPPROTO_ICMP) {
+    // Types sit in the port's upper byte, so a type range is a prefix of it; 0..255 is any type.
+    const lastType = e.endPort ?? e.port;
+    if (e.port > 255 || !Number.isInteger(lastType) || lastType < e.port || lastType > 255) fail('ICMP types must be 0..255 with port <= endPort');
+    return portRangePrefixes(e.port << 8, (lastType << 8) | 0xff).map((p) => ({ ...base, protocol: IPPROTO_ICMP, dport: p.port, prefixLen: PROTOCOL_PREFIX_BITS + p.bits }));
+  }
+  const end = e.endPort ?? e.port;
+  if (!Number.isInteger(end) || end < e.port || end > 65535) fail('endPort must be an integer port..65535');
+  const protocols = e.protocol === 0 ? (e.port === 0 ? [0] : PORT_PROTOCOLS) : [e.protocol];
+  const keys: PolicyKey[] = [];
+  for (const protocol of protocols) {
+    if (protocol === 0) {
+      keys.push({ ...base, protocol: 0, dport: 0, prefixLen: 0 });
+    } else if (e.port === 0 && e.endPort === undefined) {
+      keys.push({ ...base, protocol, dport: 0, prefixLen: PROTOCOL_PREFIX_BITS });
+    } else {
+      for (const p of portRangePrefixes(e.port, end)) keys.push({ ...base, protocol, dport: p.port, prefixLen: PROTOCOL_PREFIX_BITS + p.bits });
+    }
+  }
+  return keys;
+}
+
+/** Map entries keyed by the hex of the encoded key. */
+export type PolicyMapContents = Map<string, { key: Buffer; value: Buffer }>;
+
+interface Desired {
+  key: PolicyKey;
+  deny: boolean;
+}
+
+function protoPortBits(k: PolicyKey): number {
+  return ((k.protocol & 0xff) << 16) | (k.dport & 0xffff);
+}
+
+// The key of every shorter prefix of `k` for the same identity and direction: where a covering
+// deny would sit.
+function coveringKeys(k: PolicyKey): string[] {
+  const out: string[] = [];
+  const bits = protoPortBits(k);
+  for (let len = 0; len < k.prefixLen; len++) {
+    const masked = len === 0 ? 0 : bits & ((0xffffff << (FULL_PORT_PREFIX_BITS - len)) & 0xffffff);
+    out.push(encodePolicyKey({ ...k, protocol: masked >>> 16, dport: masked & 0xffff, prefixLen: len }).toString('hex'));
+  }
+  return out;
+}
+
+/** Whether a direction enforces: explicit, or when omitted, exactly when it has entries. */
+export function enforces(direction: Direction, entries: readonly PolicyEntry[], enforcement?: Enforcement): boolean {
+  return enforcement ? enforcement[direction] : entries.some((e) => e.direction === direction);
+}
+
+export function policyMapContents(entries: readonly PolicyEntry[], enforcement?: Enforcement): PolicyMapContents {
+  const desired = new Map<string, Desired>();
+  const add = (key: PolicyKey, deny: boolean): void => {
+    const hex = encodePolicyKey(key).toString('hex');
+    const prev = desired.get(hex);
+    desired.set(hex, { key, deny: deny || (prev?.deny ?? false) });
+  };
+  for (const direction of ['ingress', 'egress'] as const) {
+    if (!enforces(direction, entries, enforcement)) add({ identity: 0, egress: direction === 'egress', protocol: 0, dport: 0, prefixLen: 0 }, false);
+  }
+  for (const e of entries) for (const key of keysOfEntry(e)) add(key, e.deny);
+
+  const out: PolicyMapContents = new Map();
+  for (const [hex, d] of desired) {
+    const deny = d.deny || coveringKeys(d.key).some((c) => desired.get(c)?.deny === true);
+    out.set(hex, { key: encodePolicyKey(d.key), value: encodePolicyValue({ deny, prefixLen: d.key.prefixLen }) });
+  }
+  if (out.size > POLICY_MAP_MAX_ENTRIES) {
+    throw new RangeError(`policy needs ${out.size} map entries, more than the ${POLICY_MAP_MAX_ENTRIES} a policy map holds`);
+  }
+  return out;
+}

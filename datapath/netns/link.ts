@@ -1,0 +1,88 @@
+// Links through iproute2: veth pairs whose peer lands in a netns under its final name, link state,
+// and the facts the datapath needs about a link (ifindex, MAC, MTU).
+import { assertIfName, assertMtu, assertNetnsName } from './validate.js';
+import { isNotFound, runIp, runIpJson } from './run.js';
+
+export interface LinkInfo {
+  ifname: string;
+  ifindex: number;
+  mac: string;
+  mtu: number;
+  operstate: string;
+  up: boolean;
+}
+
+interface IpLinkRow {
+  ifname: string;
+  ifindex: number;
+  address?: string;
+  mtu: number;
+  operstate: string;
+  flags: string[];
+}
+
+function toLinkInfo(row: IpLinkRow): LinkInfo {
+  return { ifname: row.ifname, ifindex: row.ifindex, mac: row.address ?? '', mtu: row.mtu, operstate: row.operstate, up: row.flags.includes('UP') };
+}
+
+export interface VethPairSpec {
+  /** Host-side name, stays in the current (root) namespace. */
+  hostName: string;
+  /** Namespace the peer is created in. */
+  peerNetns: string;
+  /** Name of the peer inside `peerNetns`, e.g. "eth0". */
+  peerName: string;
+  mtu?: number;
+}
+
+/**
+ * Creates both ends in one netlink request, so a failure never leaves a half pair behind and the
+ * peer name only has to be free inside its own namespace.
+ */
+export async function createVethPair(spec: VethPairSpec): Promise<void> {
+  const host = assertIfName(spec.hostName, 'host veth name');
+  const peer = assertIfName(spec.peerName, 'peer veth name');
+  const netns = assertNetnsName(spec.peerNetns);
+  const mtu = String(assertMtu(spec.mtu ?? 1500));
+  await runIp(`create veth ${host} with peer ${peer} in netns ${netns}`, [
+    'link', 'add', 'name', host, 'mtu', mtu, 'type', 'veth', 'peer', 'name', peer, 'mtu', mtu, 'netns', netns,
+  ]);
+}
+
+/** Deletes the link (a veth takes its peer along); returns false when it did not exist. */
+export async function deleteLink(name: string, netns?: string): Promise<boolean> {
+  try {
+    await runIp(`delete link ${assertIfName(name)}${netns ? ` in netns ${netns}` : ''}`, ['link', 'delete', 'dev', name], netns);
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) return false;
+    throw err;
+  }
+}
+
+export async function getLink(name: string, netns?: string): Promise<LinkInfo> {
+  const rows = await runIpJson<IpLinkRow>(`read link ${assertIfName(name)}${netns ? ` in netns ${netns}` : ''}`, ['link', 'show', 'dev', name], netns);
+  const row = rows[0];
+  if (!row) throw new Error(`read link ${name}: ip -j link show returned no row`);
+  return toLinkInfo(row);
+}
+
+export async function listLinks(netns?: string): Promise<LinkInfo[]> {
+  const rows = await runIpJson<IpLinkRow>(`list links${netns ? ` in netns ${netns}` : ''}`, ['link', 'show'], netns);
+  return rows.map(toLinkInfo);
+}
+
+export interface LinkSettings {
+  up?: boolean;
+  mtu?: number;
+  /** "none" keeps the kernel from giving the link an IPv6 link-local address (and its ND/MLD chatter). */
+  addrgenmode?: 'none' | 'eui64';
+}
+
+export async function setLink(name: string, settings: LinkSettings, netns?: string): Promise<void> {
+  const args = ['link', 'set', 'dev', assertIfName(name)];
+  if (settings.mtu !== undefined) args.push('mtu', String(assertMtu(settings.mtu)));
+  if (settings.addrgenmode !== undefined) args.push('addrgenmode', settings.addrgenmode);
+  if (settings.up !== undefined) args.push(settings.up ? 'up' : 'down');
+  await runIp(`configure link ${name}${netns ? ` in netns ${netns}` : ''}`, args, netns);
+}

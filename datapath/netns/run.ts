@@ -1,0 +1,60 @@
+// Runs external tools (iproute2 and commands inside a netns) with argument arrays only: no shell
+// ever parses a string built from input. A failure carries the command line and its stderr.
+import { execFile } from 'node:child_process';
+
+export class CommandError extends Error {
+  constructor(
+    readonly context: string,
+    readonly file: string,
+    readonly args: readonly string[],
+    readonly exitCode: number | string | null,
+    readonly stderr: string,
+  ) {
+    const detail = stderr.trim() || `exit ${String(exitCode)}`;
+    super(`${context}: \`${[file, ...args].join(' ')}\` failed: ${detail}`);
+    this.name = 'CommandError';
+  }
+}
+
+export interface CommandOutput {
+  stdout: string;
+  stderr: string;
+}
+
+export interface RunOptions {
+  timeoutMs?: number;
+  input?: string;
+}
+
+/** `context` says what was being done, e.g. "create veth ctst0h0", and opens the error message. */
+export function runCommand(context: string, file: string, args: readonly string[], opts: RunOptions = {}): Promise<CommandOutput> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(file, args, { timeout: opts.timeoutMs ?? 30_000, maxBuffer: 64 * 1024 * 1024, encoding: 'utf8' }, (err, stdout, stderr) => {
+      if (err) {
+        const code = (err as NodeJS.ErrnoException & { code?: number | string }).code ?? null;
+        const reason = err.killed ? `${stderr}\nkilled after ${opts.timeoutMs ?? 30_000} ms (${String(err.signal)})` : stderr || err.message;
+        reject(new CommandError(context, file, args, code, reason));
+        return;
+      }
+      resolve({ stdout, stderr });
+    });
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** `ip` with the given arguments; `-n <netns>` is prepended when `netns` is set. */
+export function runIp(context: string, args: readonly string[], netns?: string): Promise<CommandOutput> {
+  return runCommand(context, 'ip', netns === undefined ? args : ['-n', netns, ...args]);
+}
+
+/** `ip -j ...` parsed; iproute2 prints nothing (not "[]") for some empty lists. */
+export async function runIpJson<T>(context: string, args: readonly string[], netns?: string): Promise<T[]> {
+  const { stdout } = await runIp(context, ['-j', ...args], netns);
+  const text = stdout.trim();
+  return text === '' ? [] : (JSON.parse(text) as T[]);
+}
+
+/** True when iproute2's stderr says the object is already gone. */
+export function isNotFound(err: unknown): boolean {
+  return err instanceof CommandError && /Cannot find device|does not exist|No such file or directory|Cannot open network namespace/.test(err.stderr);
+}
