@@ -12,6 +12,10 @@ APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev 
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
+require_go() {
+  command -v go >/dev/null || { log "go is not on PATH: the tool builds need Go >= 1.25"; exit 1; }
+}
+
 install_apt() {
   local missing=()
   for p in "${APT_PACKAGES[@]}"; do
@@ -44,7 +48,7 @@ build_kubernetes() {
   printf 'package tools\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver"\n _ "k8s.io/kubectl/pkg/cmd"\n)\n' >"$work/tools.go"
   local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null 2>&1 || true
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy
    mkdir -p "$out.tmp"
    GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
    GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl)
@@ -79,10 +83,14 @@ install_node_modules() {
   fi
 }
 
+started=$SECONDS
 case "${1:-all}" in
   apt) install_apt ;;
-  tools) build_etcd; build_kubernetes; link_tools ;;
+  tools) require_go; build_etcd; build_kubernetes; link_tools ;;
   node) install_node_modules ;;
-  all) install_apt; install_node_modules; build_etcd; build_kubernetes; link_tools ;;
+  all) install_apt; install_node_modules; require_go; build_etcd; build_kubernetes; link_tools ;;
   *) echo "usage: $0 [all|apt|tools|node]" >&2; exit 2 ;;
 esac
+# A cached run stays silent; one that installed or built something says how long it took.
+elapsed=$((SECONDS - started))
+if [ "$elapsed" -ge 2 ]; then log "done in ${elapsed}s"; fi
