@@ -6,9 +6,10 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { binaryPath, missingBinaries } from '../test/envtest/binaries.js';
+import { missingBinaries, serverBinaryPaths } from '../test/envtest/binaries.js';
 import {
   loadKubeConfig,
+  processesOf,
   startControlPlane,
   stopControlPlane,
   type ControlPlaneRecord,
@@ -60,7 +61,7 @@ const controlPlane: ClusterComponent<ControlPlaneRecord> = {
     return cp.record;
   },
   async status(_ctx, record) {
-    const processes = [record.etcd, record.apiserver].flatMap((c) => (c ? [c.process] : []));
+    const processes = processesOf(record);
     const lines = processLines(processes);
     let ready = false;
     try {
@@ -133,8 +134,7 @@ async function down(ctx: ClusterContext, state: ClusterState): Promise<void> {
     }
   }
   // An `up` killed before it recorded a component leaves processes only its command line names.
-  const servers = (['etcd', 'kube-apiserver'] as const).map((name) => binaryPath(ctx.binDir, name));
-  for (const pid of pidsMentioning(ctx.clusterDir, servers)) {
+  for (const pid of pidsMentioning(ctx.clusterDir, serverBinaryPaths(ctx.binDir))) {
     try {
       await stopPid(pid, `unrecorded process ${pid} using ${ctx.clusterDir}`);
     } catch (err) {

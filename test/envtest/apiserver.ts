@@ -4,8 +4,8 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Pki } from './pki.js';
-import { startProcess, type ProcessRecord } from './process.js';
-import { waitUntilReady } from './readiness.js';
+import type { ProcessRecord } from './process.js';
+import { startServer } from './readiness.js';
 
 export interface ApiServerRecord {
   process: ProcessRecord;
@@ -40,17 +40,11 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerR
     '--disable-admission-plugins=ServiceAccount',
     '--profiling=false',
   ];
-  const process = await startProcess({
-    name: 'kube-apiserver',
-    binary: opts.binary,
-    args,
-    logPath: path.join(opts.workDir, 'kube-apiserver.log'),
-    detached: opts.detached,
-  });
-  await waitUntilReady(`${url}/readyz`, process, opts.readyTimeoutMs, {
-    ca: readFileSync(opts.pki.caCert),
-    cert: readFileSync(opts.pki.adminCert),
-    key: readFileSync(opts.pki.adminKey),
-  });
+  const process = await startServer(
+    { name: 'kube-apiserver', binary: opts.binary, args, logPath: path.join(opts.workDir, 'kube-apiserver.log'), detached: opts.detached },
+    `${url}/readyz`,
+    opts.readyTimeoutMs,
+    { ca: readFileSync(opts.pki.caCert), cert: readFileSync(opts.pki.adminCert), key: readFileSync(opts.pki.adminKey) },
+  );
   return { process, url };
 }

@@ -2,11 +2,17 @@
 import { accessSync, constants } from 'node:fs';
 import path from 'node:path';
 
-export const controlPlaneBinaries = ['etcd', 'kube-apiserver', 'kubectl'] as const;
+// The long-running servers of a control plane; kubectl only talks to them.
+export const serverBinaries = ['etcd', 'kube-apiserver'] as const;
+export const controlPlaneBinaries = [...serverBinaries, 'kubectl'] as const;
 export type ControlPlaneBinary = (typeof controlPlaneBinaries)[number];
 
 export function binaryPath(binDir: string, name: ControlPlaneBinary): string {
   return path.join(binDir, name);
+}
+
+export function serverBinaryPaths(binDir: string): string[] {
+  return serverBinaries.map((name) => binaryPath(binDir, name));
 }
 
 export function missingBinaries(binDir: string): ControlPlaneBinary[] {

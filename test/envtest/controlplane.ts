@@ -12,9 +12,10 @@ import { installCrds } from './crds.js';
 import { startEtcd, type EtcdRecord } from './etcd.js';
 import { writeKubeconfig } from './kubeconfig.js';
 import { crdDir as defaultCrdDir, defaultBinDir } from './paths.js';
-import { generatePki } from './pki.js';
+import { generatePki, type Pki } from './pki.js';
 import { freePorts } from './ports.js';
-import { killNow, stopProcess } from './process.js';
+import { killNow, stopProcess, type ProcessRecord } from './process.js';
+import { AddressInUseError } from './readiness.js';
 
 export interface ControlPlane {
   kubeconfigPath: string;
@@ -51,13 +52,16 @@ export interface RunningControlPlane extends ControlPlane {
   record: ControlPlaneRecord;
 }
 
+export function processesOf(record: ControlPlaneRecord): ProcessRecord[] {
+  return [record.etcd, record.apiserver].flatMap((c) => (c ? [c.process] : []));
+}
+
 export async function stopControlPlane(record: ControlPlaneRecord): Promise<void> {
   const errors: string[] = [];
   // The apiserver first, so it does not log a storm of etcd connection errors on the way down.
-  for (const component of [record.apiserver, record.etcd]) {
-    if (component === undefined) continue;
+  for (const server of processesOf(record).reverse()) {
     try {
-      await stopProcess(component.process);
+      await stopProcess(server);
     } catch (err) {
       errors.push((err as Error).message);
     }
@@ -68,7 +72,7 @@ export async function stopControlPlane(record: ControlPlaneRecord): Promise<void
 }
 
 function stopControlPlaneNow(record: ControlPlaneRecord): void {
-  for (const component of [record.apiserver, record.etcd]) if (component) killNow(component.process);
+  for (const server of processesOf(record)) killNow(server);
   rmSync(record.kubeconfigPath, { force: true });
   rmSync(record.workDir, { recursive: true, force: true });
 }
@@ -86,6 +90,59 @@ async function prepareWorkDir(workDir: string | undefined): Promise<string> {
   return workDir;
 }
 
+// Ports are free when picked but not held until etcd and kube-apiserver bind them; test processes
+// running in parallel may take one in between.
+const portAttempts = 5;
+
+interface ServerOptions {
+  binDir: string;
+  pki: Pki;
+  detached: boolean;
+  readyTimeoutMs: number;
+}
+
+// Starts etcd and kube-apiserver into record, on fresh ports for each attempt that lost a port.
+async function startServers(record: ControlPlaneRecord, opts: ServerOptions): Promise<void> {
+  const { binDir, pki, detached, readyTimeoutMs } = opts;
+  for (let attempt = 1; ; attempt++) {
+    const [etcdClientPort, etcdPeerPort, apiserverPort] = (await freePorts(3)) as [number, number, number];
+    record.serverUrl = `https://127.0.0.1:${apiserverPort}`;
+    try {
+      record.etcd = await startEtcd({
+        binary: binaryPath(binDir, 'etcd'),
+        workDir: record.workDir,
+        clientPort: etcdClientPort,
+        peerPort: etcdPeerPort,
+        detached,
+        readyTimeoutMs,
+      });
+      record.apiserver = await startApiServer({
+        binary: binaryPath(binDir, 'kube-apiserver'),
+        workDir: record.workDir,
+        port: apiserverPort,
+        etcdUrl: record.etcd.clientUrl,
+        pki,
+        detached,
+        readyTimeoutMs,
+      });
+      return;
+    } catch (err) {
+      if (!(err instanceof AddressInUseError)) throw err;
+      if (attempt >= portAttempts) {
+        throw new Error(`control plane: another process took a port before etcd or kube-apiserver bound it, ${portAttempts} times in a row; last: ${err.message}`, {
+          cause: err,
+        });
+      }
+      // The next attempt starts clean: no etcd member bound to the old peer URL, no stale log lines.
+      if (record.etcd) await stopProcess(record.etcd.process);
+      record.etcd = undefined;
+      for (const name of ['etcd-data', 'etcd.log', 'kube-apiserver.log']) {
+        await rm(path.join(record.workDir, name), { recursive: true, force: true });
+      }
+    }
+  }
+}
+
 export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise<RunningControlPlane> {
   const started = Date.now();
   const binDir = opts.binDir ?? defaultBinDir();
@@ -93,12 +150,11 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   const detached = opts.detached ?? false;
   const readyTimeoutMs = opts.readyTimeoutMs ?? 90_000;
   const workDir = await prepareWorkDir(opts.workDir);
-  const [etcdClientPort, etcdPeerPort, apiserverPort] = (await freePorts(3)) as [number, number, number];
   const record: ControlPlaneRecord = {
     binDir,
     workDir,
     kubeconfigPath: opts.kubeconfigPath ?? path.join(workDir, 'kubeconfig'),
-    serverUrl: `https://127.0.0.1:${apiserverPort}`,
+    serverUrl: '',
     crds: [],
     startMs: 0,
   };
@@ -109,23 +165,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   });
   try {
     const pki = await generatePki(workDir);
-    record.etcd = await startEtcd({
-      binary: binaryPath(binDir, 'etcd'),
-      workDir,
-      clientPort: etcdClientPort,
-      peerPort: etcdPeerPort,
-      detached,
-      readyTimeoutMs,
-    });
-    record.apiserver = await startApiServer({
-      binary: binaryPath(binDir, 'kube-apiserver'),
-      workDir,
-      port: apiserverPort,
-      etcdUrl: record.etcd.clientUrl,
-      pki,
-      detached,
-      readyTimeoutMs,
-    });
+    await startServers(record, { binDir, pki, detached, readyTimeoutMs });
     await writeKubeconfig(record.kubeconfigPath, record.serverUrl, pki);
     const kubeConfig = loadKubeConfig(record.kubeconfigPath);
     record.crds = await installCrds(kubeConfig, opts.crdDir ?? defaultCrdDir);

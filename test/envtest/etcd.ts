@@ -2,8 +2,8 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { startProcess, type ProcessRecord } from './process.js';
-import { waitUntilReady } from './readiness.js';
+import type { ProcessRecord } from './process.js';
+import { startServer } from './readiness.js';
 
 export interface EtcdRecord {
   process: ProcessRecord;
@@ -42,13 +42,10 @@ export async function startEtcd(opts: EtcdOptions): Promise<EtcdRecord> {
     '--log-level=warn',
   ];
   if (await supportsNoFsync(opts.binary)) args.push('--unsafe-no-fsync=true');
-  const process = await startProcess({
-    name: 'etcd',
-    binary: opts.binary,
-    args,
-    logPath: path.join(opts.workDir, 'etcd.log'),
-    detached: opts.detached,
-  });
-  await waitUntilReady(`${clientUrl}/readyz`, process, opts.readyTimeoutMs);
+  const process = await startServer(
+    { name: 'etcd', binary: opts.binary, args, logPath: path.join(opts.workDir, 'etcd.log'), detached: opts.detached },
+    `${clientUrl}/readyz`,
+    opts.readyTimeoutMs,
+  );
   return { process, clientUrl, peerUrl, dataDir };
 }

@@ -3,18 +3,20 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { runWithExitCode, type CommandResult } from './command.js';
-import { startControlPlane, type ControlPlane } from './controlplane.js';
+import { startControlPlane, type ControlPlane, type RunningControlPlane } from './controlplane.js';
 import { deleteNamespace } from './namespaces.js';
+import { processGlobal } from './process-global.js';
 import { newLogger } from '../../controllers/runtime/log.js';
 
 export type { ControlPlane } from './controlplane.js';
 
-let shared: Promise<ControlPlane> | undefined;
+// Kept per process, not per module copy, so every copy of this module shares one control plane
+// and the root hook in ./hooks.ts stops it whichever copy it loaded.
+const shared = processGlobal<{ starting?: Promise<RunningControlPlane> }>('cilium-ts.envtest.shared', () => ({}));
 
-// Started on first use so test runs that never touch the apiserver do not pay for it; stopped by
-// the root hook in ./hooks.ts.
-export function sharedControlPlane(): Promise<ControlPlane> {
-  shared ??= startControlPlane().then((cp) => {
+// Started on first use so test runs that never touch the apiserver do not pay for it.
+export function sharedControlPlane(): Promise<RunningControlPlane> {
+  shared.starting ??= startControlPlane().then((cp) => {
     newLogger('envtest').info('shared control plane started', {
       startMs: cp.record.startMs,
       server: cp.record.serverUrl,
@@ -22,13 +24,13 @@ export function sharedControlPlane(): Promise<ControlPlane> {
     });
     return cp;
   });
-  return shared;
+  return shared.starting;
 }
 
 export async function stopSharedControlPlane(): Promise<void> {
-  if (shared === undefined) return;
-  const starting = shared;
-  shared = undefined;
+  const starting = shared.starting;
+  if (starting === undefined) return;
+  shared.starting = undefined;
   // A failed start has already cleaned up after itself.
   const cp = await starting.catch(() => undefined);
   await cp?.stop();

@@ -45,7 +45,8 @@ async function expectStatus(kubeConfig: KubeConfig, what: string, apiPath: strin
 export async function deleteNamespace(kubeConfig: KubeConfig, name: string, timeoutMs = 30_000): Promise<void> {
   const what = `delete namespace ${name}`;
   const collections = await namespacedCollections(kubeConfig, name);
-  await Promise.all(collections.map((c) => expectStatus(kubeConfig, what, c, 'DELETE', [200, 404])));
+  // Grace period 0: a pod bound to a node would otherwise wait for a kubelet that never comes.
+  await Promise.all(collections.map((c) => expectStatus(kubeConfig, what, `${c}?gracePeriodSeconds=0`, 'DELETE', [200, 404])));
   const nsPath = `/api/v1/namespaces/${name}`;
   if ((await expectStatus(kubeConfig, what, nsPath, 'DELETE', [200, 202, 404])) === 404) return;
   const finalize = JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: [] } });

@@ -1,4 +1,5 @@
-// Free loopback TCP ports, picked by the kernel.
+// Free loopback TCP ports, picked by the kernel, and who listens on them.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import net from 'node:net';
 
 function listenOnFreePort(): Promise<net.Server> {
@@ -26,4 +27,36 @@ export async function freePorts(count: number): Promise<number[]> {
   } finally {
     await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
   }
+}
+
+// Socket inodes of the TCP listeners on 127.0.0.1:port, from /proc/net/tcp (address and port in
+// hex, the address in host byte order; state 0A is LISTEN).
+function listenerInodes(port: number): Set<string> {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields[1] === local && fields[3] === '0A' && fields[9] !== undefined) inodes.add(fields[9]);
+  }
+  return inodes;
+}
+
+// Whether pid holds the listener on 127.0.0.1:port: a health probe that answers may come from
+// another process that took a port between freePorts() and our server's bind.
+export function listensOn(pid: number, port: number): boolean {
+  const inodes = listenerInodes(port);
+  if (inodes.size === 0) return false;
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return false;
+  }
+  return fds.some((fd) => {
+    try {
+      return inodes.has(/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? '');
+    } catch {
+      return false;
+    }
+  });
 }

@@ -8,9 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import { binaryPath } from '../envtest/binaries.js';
+import { binaryPath, serverBinaryPaths } from '../envtest/binaries.js';
 import { runWithExitCode, type CommandResult } from '../envtest/command.js';
-import type { ControlPlaneRecord } from '../envtest/controlplane.js';
+import { processesOf, type ControlPlaneRecord } from '../envtest/controlplane.js';
 import { readCrdDir } from '../envtest/crds.js';
 import { crdDir, defaultBinDir, repoRoot } from '../envtest/paths.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../envtest/process.js';
@@ -23,7 +23,7 @@ describe('npm run cluster', function () {
   this.timeout(120_000);
   let stateDir: string;
 
-  const servers = (['etcd', 'kube-apiserver'] as const).map((name) => binaryPath(defaultBinDir(), name));
+  const servers = serverBinaryPaths(defaultBinDir());
 
   function clusterArgs(command: string): string[] {
     return ['--import', 'tsx', path.join(repoRoot, 'hack', 'cluster.ts'), '--state-dir', stateDir, command];
@@ -39,7 +39,7 @@ describe('npm run cluster', function () {
     const state = JSON.parse(await readFile(path.join(stateDir, 'cluster', 'state.json'), 'utf8')) as RecordedState;
     const record = state.components['control-plane'];
     if (record === undefined) throw new Error(`no control-plane in ${stateDir}/cluster/state.json`);
-    return [record.etcd, record.apiserver].flatMap((c) => (c ? [c.process] : []));
+    return processesOf(record);
   }
 
   function kubectl(args: string[]): Promise<CommandResult> {
@@ -123,7 +123,7 @@ describe('npm run cluster', function () {
     const exited = once(up, 'exit');
     try {
       // Kill `up` once etcd runs: it is then still waiting for kube-apiserver, nothing recorded.
-      for (let i = 0; pidsMentioning(stateDir, [servers[0] ?? '']).length === 0; i++) {
+      for (let i = 0; pidsMentioning(stateDir, [binaryPath(defaultBinDir(), 'etcd')]).length === 0; i++) {
         if (i > 1200) throw new Error('cluster up started no etcd within 60s');
         if (up.exitCode !== null) throw new Error(`cluster up exited (${up.exitCode}) before etcd ran`);
         await sleep(50);

@@ -5,21 +5,19 @@ import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { binaryPath } from '../envtest/binaries.js';
-import { startControlPlane, type ControlPlaneRecord, type RunningControlPlane } from '../envtest/controlplane.js';
+import { binaryPath, controlPlaneBinaries, type ControlPlaneBinary } from '../envtest/binaries.js';
+import { processesOf, startControlPlane, type ControlPlaneRecord, type RunningControlPlane } from '../envtest/controlplane.js';
 import { readCrdDir } from '../envtest/crds.js';
+import type * as envtest from '../envtest/index.js';
 import { kubectl, sharedControlPlane, testNamespace } from '../envtest/index.js';
 import { crdDir, defaultBinDir, repoRoot } from '../envtest/paths.js';
 import { isRunning, pidsMentioning, stopProcess } from '../envtest/process.js';
 
 const fixtureCrdDir = path.join(repoRoot, 'test', 'envtest', 'testdata');
-
-function processesOf(record: ControlPlaneRecord) {
-  return [record.etcd, record.apiserver].flatMap((c) => (c ? [c.process] : []));
-}
 
 async function rejection(promise: Promise<unknown>): Promise<Error> {
   try {
@@ -83,6 +81,9 @@ describe('envtest control plane', function () {
         const widget = `apiVersion: envtest.cilium-ts.io/v1\nkind: Widget\nmetadata: {name: w1}\nspec: {size: 3}\n`;
         expect(await kubectl(cp, ['-n', a.name, 'apply', '-f', '-'], { stdin: widget })).to.include({ code: 0 });
         expect(await kubectl(cp, ['-n', a.name, 'create', 'configmap', 'c1'])).to.include({ code: 0 });
+        // Bound to a node, so deleted gracefully unless the cleanup says otherwise; no kubelet runs.
+        const pod = `apiVersion: v1\nkind: Pod\nmetadata: {name: p1}\nspec: {nodeName: no-such-node, containers: [{name: c, image: none}]}\n`;
+        expect(await kubectl(cp, ['-n', a.name, 'apply', '-f', '-'], { stdin: pod })).to.include({ code: 0 });
       } finally {
         await b.cleanup();
         await a.cleanup();
@@ -98,6 +99,8 @@ describe('envtest control plane', function () {
       expect(widgets.items).to.deep.equal([]);
       const configmaps = await kubectl(cp, ['get', 'configmaps', '-A', '-o', 'name', '--field-selector', `metadata.namespace=${a.name}`]);
       expect(configmaps).to.include({ code: 0, stdout: '' });
+      const pods = await kubectl(cp, ['get', 'pods', '-A', '-o', 'name', '--field-selector', `metadata.namespace=${a.name}`]);
+      expect(pods).to.include({ code: 0, stdout: '' });
     });
 
     it('returns a failing kubectl command as its exit code and stderr', async function () {
@@ -133,6 +136,28 @@ describe('envtest control plane', function () {
         expect(served.stdout.split('\n'), name).to.include(`${crd.spec.names.plural}.${crd.spec.group}`);
       }
     });
+
+    it('is one per process for every copy of the module, and any copy stops it', async function () {
+      // mocha loads a test file with require() or, failing that, import(); each loader keeps its own
+      // module copies. A query string makes the loader create another copy the same way.
+      const copySpecifier = '../envtest/index.js?copy';
+      const copy = (await import(copySpecifier)) as typeof envtest;
+      expect(copy.sharedControlPlane, 'a second module instance').to.not.equal(sharedControlPlane);
+      const cp = await sharedControlPlane();
+      const fromCopy = await copy.sharedControlPlane();
+      try {
+        expect(fromCopy).to.equal(cp);
+      } finally {
+        if (fromCopy !== cp) await fromCopy.stop();
+      }
+      // As the root hook does from whichever copy it loaded.
+      const processes = processesOf(cp.record);
+      await copy.stopSharedControlPlane();
+      expect(processes.some(isRunning)).to.equal(false);
+      const restarted = await sharedControlPlane();
+      expect(restarted).to.not.equal(cp);
+      expect(await kubectl(restarted, ['get', '--raw', '/readyz'])).to.include({ code: 0, stdout: 'ok' });
+    });
   });
 
   describe('failures', function () {
@@ -146,16 +171,74 @@ describe('envtest control plane', function () {
       await rm(dir, { recursive: true, force: true });
     });
 
-    // A bin dir with the real etcd and kubectl and the given script as kube-apiserver.
-    async function binDirWithApiServer(script: string): Promise<string> {
+    // A bin dir with the given shell scripts in place of some binaries and the real ones otherwise.
+    async function binDirWith(scripts: Partial<Record<ControlPlaneBinary, string>>): Promise<string> {
       const binDir = path.join(dir, 'bin');
       await rm(binDir, { recursive: true, force: true });
       await mkdir(binDir);
-      for (const name of ['etcd', 'kubectl'] as const) await symlink(binaryPath(defaultBinDir(), name), binaryPath(binDir, name));
-      await writeFile(binaryPath(binDir, 'kube-apiserver'), `#!/bin/sh\n${script}\n`);
-      await chmod(binaryPath(binDir, 'kube-apiserver'), 0o755);
+      for (const name of controlPlaneBinaries) {
+        const script = scripts[name];
+        if (script === undefined) {
+          await symlink(binaryPath(defaultBinDir(), name), binaryPath(binDir, name));
+        } else {
+          await writeFile(binaryPath(binDir, name), `#!/bin/sh\n${script}\n`);
+          await chmod(binaryPath(binDir, name), 0o755);
+        }
+      }
       return binDir;
     }
+
+    const binDirWithApiServer = (script: string) => binDirWith({ 'kube-apiserver': script });
+
+    // The real binary, but bound to a port this test holds: Go's flag parsing keeps the last value.
+    function onTakenPort(name: ControlPlaneBinary, portFlag: string): string {
+      return `exec ${binaryPath(defaultBinDir(), name)} "$@" ${portFlag}`;
+    }
+
+    async function holdPort(): Promise<net.Server> {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return server;
+    }
+
+    function portOf(server: net.Server): number {
+      return (server.address() as net.AddressInfo).port;
+    }
+
+    it('starts on fresh ports when another process took etcd\'s port', async function () {
+      const taken = await holdPort();
+      const lostOnce = path.join(dir, 'etcd-lost-its-port');
+      const etcd = binaryPath(defaultBinDir(), 'etcd');
+      // The first real start (not the --help probe) meets the taken port; later ones run plainly.
+      const binDir = await binDirWith({
+        etcd: `if [ "$1" != --help ] && [ ! -e ${lostOnce} ]; then touch ${lostOnce}; ${onTakenPort('etcd', `--listen-client-urls=http://127.0.0.1:${portOf(taken)}`)}; fi\nexec ${etcd} "$@"`,
+      });
+      let cp: RunningControlPlane | undefined;
+      try {
+        cp = await startControlPlane({ binDir, workDir: path.join(dir, 'work'), crdDir: fixtureCrdDir });
+        expect(existsSync(lostOnce), 'first etcd start met the taken port').to.equal(true);
+        expect(cp.record.etcd?.clientUrl).to.not.include(`:${portOf(taken)}`);
+        expect(await kubectl(cp, ['get', '--raw', '/readyz'])).to.include({ code: 0, stdout: 'ok' });
+      } finally {
+        await cp?.stop();
+        taken.close();
+      }
+    });
+
+    it('gives up after a bounded number of ports lost, naming the cause, and leaves nothing behind', async function () {
+      const taken = await holdPort();
+      const binDir = await binDirWith({ 'kube-apiserver': onTakenPort('kube-apiserver', `--secure-port=${portOf(taken)}`) });
+      const workDir = path.join(dir, 'work');
+      try {
+        const err = await rejection(startControlPlane({ binDir, workDir, crdDir: fixtureCrdDir }));
+        expect(err.message).to.match(/^control plane: another process took a port before etcd or kube-apiserver bound it, 5 times in a row/);
+        expect(err.message).to.include(`127.0.0.1:${portOf(taken)}: bind: address already in use`);
+        expect(existsSync(workDir)).to.equal(false);
+        expect(pidsMentioning(workDir)).to.deep.equal([]);
+      } finally {
+        taken.close();
+      }
+    });
 
     it('names the missing binaries and the setup command', async function () {
       const err = await rejection(startControlPlane({ binDir: dir, crdDir: fixtureCrdDir }));
@@ -175,7 +258,8 @@ describe('envtest control plane', function () {
     });
 
     it('shows the log tail of a kube-apiserver that never gets ready, and stops it', async function () {
-      const binDir = await binDirWithApiServer('echo "cilium-ts-test: waiting forever"; exec sleep 60');
+      // The shell stays (no exec), so its command line, which names workDir, shows if it is left over.
+      const binDir = await binDirWithApiServer('echo "cilium-ts-test: waiting forever"; while :; do sleep 0.1; done');
       const workDir = path.join(dir, 'work');
       const err = await rejection(startControlPlane({ binDir, workDir, crdDir: fixtureCrdDir, readyTimeoutMs: 1_000 }));
       expect(err.message).to.match(/^kube-apiserver not ready within 1s at https:\/\/127\.0\.0\.1:\d+\/readyz/);
