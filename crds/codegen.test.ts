@@ -1,7 +1,10 @@
-import { readFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { renderCrdFiles, renderTypeFiles } from './codegen.js';
+import { crdDir, filesInGeneratedDirs, renderCrdFiles, renderTypeFiles, typesDir } from './codegen.js';
 import { customResourceDefinition } from './schema/crd.js';
 import type { CustomResourceDefinition } from './schema/crd.js';
 import { exactlyOneOf, mapOf, obj, opaque, str } from './schema/openapi.js';
@@ -12,7 +15,7 @@ const repo = new URL('../', import.meta.url);
 describe('crds/codegen', function () {
   this.timeout(60_000);
 
-  it('the committed CRD YAMLs and generated types are what `npm run gen-types` writes', async () => {
+  it('the committed CRD YAMLs and generated types are what `npm run gen-types` writes, and nothing else', async () => {
     const crds = renderCrdFiles();
     const rendered = new Map([...crds, ...(await renderTypeFiles(crds))]);
     expect(rendered.size).to.equal(11);
@@ -22,6 +25,21 @@ describe('crds/codegen', function () {
       if (committed !== content) stale.push(path);
     }
     expect(stale, 'stale generated files; run `npm run gen-types`').to.deep.equal([]);
+    const orphans = (await filesInGeneratedDirs(fileURLToPath(repo))).filter((p) => !rendered.has(p));
+    expect(orphans, 'files gen-types no longer writes; run `npm run gen-types` to delete them').to.deep.equal([]);
+  });
+
+  it('finds orphans: lists every file under the generated directories', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'cilium-ts-codegen-'));
+    try {
+      await mkdir(join(dir, typesDir, 'old'), { recursive: true });
+      await mkdir(join(dir, crdDir), { recursive: true });
+      await writeFile(join(dir, typesDir, 'old', 'gone.ts'), '');
+      await writeFile(join(dir, crdDir, 'ciliumgones.yaml'), '');
+      expect(await filesInGeneratedDirs(dir)).to.deep.equal([`${crdDir}/ciliumgones.yaml`, `${typesDir}/old/gone.ts`]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('renders one CRD per kind with only v2 served and stored, under the upstream names', () => {
@@ -55,6 +73,23 @@ describe('crds/codegen', function () {
       walk(crd.spec.names.kind, crd.spec.versions[0]?.schema.openAPIV3Schema ?? {});
     }
     expect(preserved).to.deep.equal([]);
+  });
+
+  it('declares each shared type once, with a description only where every use agrees', async () => {
+    const types = await renderTypeFiles(renderCrdFiles());
+    const all = [...types.values()].join('\n');
+    for (const name of ['Entity', 'LabelSelector', 'Rule', 'CIDRRule', 'IdentityTuple']) {
+      expect(all.match(new RegExp(`^export (interface|type) ${name}\\b`, 'gm')), name).to.have.length(1);
+    }
+    const cnp = types.get('crds/gen/ciliumnetworkpolicy.ts') ?? '';
+    // Uses of LabelSelector select different things: no type-level comment, one per property.
+    expect(cnp).to.match(/\}\nexport interface LabelSelector \{/);
+    expect(cnp).to.match(/selects the endpoints this rule applies to\s*\*\/\s*endpointSelector\?: LabelSelector;/);
+    expect(cnp).to.match(/peer nodes, selected by their labels\s*\*\/\s*fromNodes\?: LabelSelector\[\];/);
+    expect(cnp).to.match(/the traffic it allows or denies\s*\*\/\s*export interface Rule \{/);
+    expect(types.get('crds/gen/ciliumclusterwidenetworkpolicy.ts')).to.match(/import type \{.*\bRule\b.*\} from '\.\/ciliumnetworkpolicy\.js';/);
+    expect(cnp).to.include('toEntities?: Entity[];');
+    expect(all).to.not.include('was referenced by');
   });
 
   it('maps Kubernetes schema extensions to TypeScript types', async () => {

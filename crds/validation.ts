@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv } from 'ajv';
 import type { ErrorObject, SchemaObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
-import { isCidr } from './cidr.js';
+import { isLooseCidr } from './cidr.js';
 import { parseCrd, schemaOf } from './crd-file.js';
 import type {
   CiliumClusterwideNetworkPolicy,
@@ -18,6 +18,7 @@ import type {
 } from './gen/index.js';
 import { allCelRules } from './schema/cel-rules.js';
 import type { CelRule, SchemaProps } from './schema/openapi.js';
+import { convertChildren } from './schema/walk.js';
 
 export interface FieldError {
   /** Field path in the apiserver's notation, e.g. spec.ingress[0].toPorts[0].ports[0].port. */
@@ -44,7 +45,8 @@ const celKeyword = 'x-kubernetes-validations';
 function newAjv(): Ajv {
   const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
   addFormats.default(ajv, { formats: ['date-time', 'int32', 'int64'] });
-  ajv.addFormat('cidr', { type: 'string', validate: isCidr });
+  // Lenient like the apiserver's format; the strictCidr CEL rule on every cidr field refuses the rest.
+  ajv.addFormat('cidr', { type: 'string', validate: isLooseCidr });
   ajv.addKeyword({
     keyword: celKeyword,
     schemaType: 'array',
@@ -56,8 +58,7 @@ function newAjv(): Ajv {
         return twin;
       });
       const check = (data: unknown): boolean => {
-        if (typeof data !== 'object' || data === null) return true;
-        const failed = twins.filter((t) => !t.holds(data as Record<string, unknown>));
+        const failed = twins.filter((t) => !t.holds(data));
         check.errors = failed.map((t) => ({ keyword: celKeyword, message: t.message, params: { rule: t.rule } }));
         return failed.length === 0;
       };
@@ -71,26 +72,53 @@ function newAjv(): Ajv {
 // The apiserver's structural-schema semantics in JSON Schema terms: fields not declared are
 // unknown (it prunes or, with strict field validation, refuses them) unless the schema keeps them.
 function toJsonSchema(s: SchemaProps): SchemaObject {
-  const { properties, items, additionalProperties, oneOf, ...rest } = s;
-  const out: SchemaObject = { ...rest };
+  const { rest, children } = convertChildren(s, toJsonSchema);
+  const out: SchemaObject = { ...rest, ...children };
   delete out['x-kubernetes-preserve-unknown-fields'];
   delete out['x-kubernetes-int-or-string'];
   if (s['x-kubernetes-int-or-string']) out.type = ['integer', 'string'];
-  if (oneOf) out.oneOf = oneOf.map(toJsonSchema);
-  if (items) out.items = toJsonSchema(items);
-  if (properties) {
-    out.properties = Object.fromEntries(Object.entries(properties).map(([k, v]) => [k, toJsonSchema(v)]));
+  if (s.properties && out.additionalProperties === undefined && !s['x-kubernetes-preserve-unknown-fields']) {
+    out.additionalProperties = false;
   }
-  if (typeof additionalProperties === 'object') out.additionalProperties = toJsonSchema(additionalProperties);
-  else if (properties && !s['x-kubernetes-preserve-unknown-fields']) out.additionalProperties = false;
   return out;
 }
 
-function compileKind(ajv: Ajv, kind: CiliumKind): ValidateFunction {
+// Before validating, the apiserver drops every field whose value is null and whose schema is
+// neither nullable nor defaulted (ours never are nullable; a defaulted null gets its valid default),
+// so `endpointSelector: null` counts as absent. Fields without a schema keep their null and are
+// then refused as unknown. Returns `value` itself when it holds no such null.
+function dropNullFields(value: unknown, s: SchemaProps | undefined): unknown {
+  if (s === undefined || typeof value !== 'object' || value === null) return value;
+  if (Array.isArray(value)) {
+    const items = value.map((v) => dropNullFields(v, s.items));
+    return items.some((v, i) => v !== value[i]) ? items : value;
+  }
+  let changed = false;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    const field = s.properties?.[k] ?? (typeof s.additionalProperties === 'object' ? s.additionalProperties : undefined);
+    if (v === null && field !== undefined) {
+      changed = true;
+      continue;
+    }
+    const kept = dropNullFields(v, field);
+    changed ||= kept !== v;
+    out[k] = kept;
+  }
+  return changed ? out : value;
+}
+
+interface CompiledKind {
+  schema: SchemaProps;
+  validate: ValidateFunction;
+}
+
+function compileKind(ajv: Ajv, kind: CiliumKind): CompiledKind {
   const url = new URL(`./cilium.io/v2/${crdFiles[kind]}`, import.meta.url);
-  const schema = toJsonSchema(schemaOf(parseCrd(url.pathname, readFileSync(url, 'utf8'))));
-  schema.required = [...new Set(['apiVersion', 'kind', 'metadata', ...((schema.required as string[] | undefined) ?? [])])];
-  return ajv.compile(schema);
+  const schema = schemaOf(parseCrd(url.pathname, readFileSync(url, 'utf8')));
+  const jsonSchema = toJsonSchema(schema);
+  jsonSchema.required = [...new Set(['apiVersion', 'kind', 'metadata', ...(schema.required ?? [])])];
+  return { schema, validate: ajv.compile(jsonSchema) };
 }
 
 const identifier = /^[A-Za-z_][-A-Za-z0-9_]*$/;
@@ -108,8 +136,11 @@ export function fieldPath(instancePath: string, child?: string): string {
   return path;
 }
 
-function describe(e: ErrorObject): FieldError | undefined {
+// Messages use the apiserver's wording, so one expectation fits both judges.
+function fieldErrorOf(e: ErrorObject): FieldError | undefined {
   const p = e.params as Record<string, unknown>;
+  const path = fieldPath(e.instancePath);
+  const invalid = `Invalid value: ${JSON.stringify(e.data)}`;
   switch (e.keyword) {
     case 'required':
       return { path: fieldPath(e.instancePath, String(p.missingProperty)), message: 'Required value' };
@@ -117,23 +148,36 @@ function describe(e: ErrorObject): FieldError | undefined {
       return { path: fieldPath(e.instancePath, String(p.additionalProperty)), message: 'unknown field' };
     case 'oneOf': {
       const alternatives = ((e.schema as SchemaObject[] | undefined) ?? []).flatMap((o) => (o.required as string[] | undefined) ?? []);
-      return { path: fieldPath(e.instancePath), message: `exactly one of ${alternatives.join(', ')} must be set` };
+      return { path, message: `exactly one of ${alternatives.join(', ')} must be set` };
     }
     case celKeyword:
-      return { path: fieldPath(e.instancePath), message: e.message ?? e.keyword };
+      return { path, message: e.message ?? e.keyword };
     case 'enum':
       return {
-        path: fieldPath(e.instancePath),
-        message: `Unsupported value ${JSON.stringify(e.data)}: supported values: ${(p.allowedValues as string[]).join(', ')}`,
+        path,
+        message: `Unsupported value: ${JSON.stringify(e.data)}: supported values: ${(p.allowedValues as string[]).map((v) => JSON.stringify(v)).join(', ')}`,
       };
+    case 'type':
+      return { path, message: `${invalid}: must be of type ${String(p.type)}` };
+    case 'format':
+      return { path, message: `${invalid}: must be of type ${String(p.format)}` };
+    case 'pattern':
+      return { path, message: `${invalid}: should match '${String(p.pattern)}'` };
+    case 'maximum':
+      return { path, message: `${invalid}: should be less than or equal to ${String(p.limit)}` };
+    case 'minimum':
+      return { path, message: `${invalid}: should be greater than or equal to ${String(p.limit)}` };
     default:
-      return { path: fieldPath(e.instancePath), message: `Invalid value ${JSON.stringify(e.data)}: ${e.message ?? e.keyword}` };
+      return { path, message: `${invalid}: ${e.message ?? e.keyword}` };
   }
 }
 
 // Errors inside a oneOf alternative only say which alternative failed; the oneOf error says it all.
+// Like the apiserver, CEL rules count only for an object that passed every other check.
 function fieldErrors(errors: ErrorObject[]): FieldError[] {
-  return errors.filter((e) => !e.schemaPath.includes('/oneOf/')).flatMap((e) => describe(e) ?? []);
+  const relevant = errors.filter((e) => !e.schemaPath.includes('/oneOf/'));
+  const schemaErrors = relevant.filter((e) => e.keyword !== celKeyword);
+  return (schemaErrors.length > 0 ? schemaErrors : relevant).flatMap((e) => fieldErrorOf(e) ?? []);
 }
 
 function namespacedPolicyErrors(obj: CiliumNetworkPolicy): FieldError[] {
@@ -146,10 +190,10 @@ function namespacedPolicyErrors(obj: CiliumNetworkPolicy): FieldError[] {
   return errors;
 }
 
-const compiled = new Map<CiliumKind, ValidateFunction>();
+const compiled = new Map<CiliumKind, CompiledKind>();
 let sharedAjv: Ajv | undefined;
 
-function validatorFor(kind: CiliumKind): ValidateFunction {
+function validatorFor(kind: CiliumKind): CompiledKind {
   let fn = compiled.get(kind);
   if (!fn) {
     sharedAjv ??= newAjv();
@@ -159,8 +203,9 @@ function validatorFor(kind: CiliumKind): ValidateFunction {
   return fn;
 }
 
-function validateKind<T>(kind: CiliumKind, obj: unknown, extra?: (value: T) => FieldError[]): ValidationResult<T> {
-  const validate = validatorFor(kind);
+function validateKind<T>(kind: CiliumKind, input: unknown, extra?: (value: T) => FieldError[]): ValidationResult<T> {
+  const { schema, validate } = validatorFor(kind);
+  const obj = dropNullFields(input, schema);
   const errors: FieldError[] = validate(obj) ? [] : fieldErrors(validate.errors ?? []);
   const o = obj as Record<string, unknown> | null;
   if (typeof o === 'object' && o !== null) {

@@ -11,7 +11,9 @@ export interface CiliumClusterwideNetworkPolicy {
   metadata: V1ObjectMeta;
   spec?: Rule;
   /**
-   * @maxItems 1024
+   * more rules, enforced together with spec
+   *
+   * @maxItems 16
    */
   specs?: Rule[];
   status?: CiliumNetworkPolicyStatus;

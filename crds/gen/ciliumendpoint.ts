@@ -10,6 +10,93 @@ export interface CiliumEndpoint {
   metadata: V1ObjectMeta;
   status?: EndpointStatus;
 }
+export interface EndpointIdentity {
+  id?: number;
+  labels?: string[];
+}
+export interface AddressPair {
+  ipv4?: string;
+  ipv6?: string;
+}
+export interface EndpointNetworking {
+  addressing: AddressPair[];
+  node?: string;
+}
+export interface IdentityTuple {
+  identity?: number;
+  'identity-labels'?: {
+    [k: string]: string | undefined;
+  };
+  'dest-port'?: number;
+  protocol?: number;
+}
+export interface EndpointPolicyDirection {
+  enforcing: boolean;
+  state?: 'enforcing' | 'non-enforcing' | 'disabled';
+  allowed?: IdentityTuple[];
+  denied?: IdentityTuple[];
+  /**
+   * deprecated: identities being added to allowed
+   */
+  adding?: IdentityTuple[];
+  /**
+   * deprecated: identities being removed from allowed
+   */
+  removing?: IdentityTuple[];
+}
+export interface EndpointPolicy {
+  ingress?: EndpointPolicyDirection;
+  egress?: EndpointPolicyDirection;
+}
+export interface EncryptionSpec {
+  key?: number;
+}
+export interface NamedPort {
+  name?: string;
+  port?: number;
+  protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ANY';
+}
+export interface EndpointIdentifiers {
+  'container-id'?: string;
+  'container-name'?: string;
+  'k8s-namespace'?: string;
+  'k8s-pod-name'?: string;
+  'pod-name'?: string;
+  'cni-attachment-id'?: string;
+  'docker-endpoint-id'?: string;
+  'docker-network-id'?: string;
+}
+export interface EndpointHealth {
+  bpf?: string;
+  policy?: string;
+  connected?: boolean;
+  overallHealth?: string;
+}
+export interface ControllerConfiguration {
+  'error-retry'?: boolean;
+  'error-retry-base'?: string;
+  interval?: string;
+}
+export interface ControllerStatusDetail {
+  'consecutive-failure-count'?: number;
+  'failure-count'?: number;
+  'last-failure-msg'?: string;
+  'last-failure-timestamp'?: string;
+  'last-success-timestamp'?: string;
+  'success-count'?: number;
+}
+export interface ControllerStatus {
+  name?: string;
+  uuid?: string;
+  configuration?: ControllerConfiguration;
+  status?: ControllerStatusDetail;
+}
+export interface EndpointStatusChange {
+  code?: 'ok' | 'failed';
+  message?: string;
+  state?: string;
+  timestamp?: string;
+}
 export interface EndpointStatus {
   id?: number;
   identity?: EndpointIdentity;
@@ -34,81 +121,4 @@ export interface EndpointStatus {
   health?: EndpointHealth;
   controllers?: ControllerStatus[];
   log?: EndpointStatusChange[];
-}
-export interface EndpointIdentity {
-  id?: number;
-  labels?: string[];
-}
-export interface EndpointNetworking {
-  addressing: AddressPair[];
-  node?: string;
-}
-export interface AddressPair {
-  ipv4?: string;
-  ipv6?: string;
-}
-export interface EndpointPolicy {
-  ingress?: EndpointPolicyDirection;
-  egress?: EndpointPolicyDirection;
-}
-export interface EndpointPolicyDirection {
-  enforcing: boolean;
-  state?: 'enforcing' | 'non-enforcing' | 'disabled';
-  allowed?: IdentityTuple[];
-  denied?: IdentityTuple[];
-}
-export interface IdentityTuple {
-  identity?: number;
-  'identity-labels'?: {
-    [k: string]: string | undefined;
-  };
-  'dest-port'?: number;
-  protocol?: number;
-}
-export interface EncryptionSpec {
-  key?: number;
-}
-export interface NamedPort {
-  name?: string;
-  port?: number;
-  protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ANY';
-}
-export interface EndpointIdentifiers {
-  'container-id'?: string;
-  'container-name'?: string;
-  'k8s-namespace'?: string;
-  'k8s-pod-name'?: string;
-  'pod-name'?: string;
-  'cni-attachment-id'?: string;
-}
-export interface EndpointHealth {
-  bpf?: string;
-  policy?: string;
-  connected?: boolean;
-  overallHealth?: string;
-}
-export interface ControllerStatus {
-  name?: string;
-  uuid?: string;
-  configuration?: ControllerConfiguration;
-  status?: ControllerStatusDetail;
-}
-export interface ControllerConfiguration {
-  'error-retry'?: boolean;
-  'error-retry-base'?: string;
-  interval?: string;
-}
-export interface ControllerStatusDetail {
-  'consecutive-failure-count'?: number;
-  'failure-count'?: number;
-  'last-failure-msg'?: string;
-  'last-failure-timestamp'?: string;
-  'last-success-timestamp'?: string;
-  'success-count'?: number;
-}
-export interface EndpointStatusChange {
-  code?: 'ok' | 'failed';
-  message?: string;
-  state?: string;
-  timestamp?: string;
 }

@@ -1,5 +1,6 @@
 // CiliumEndpoint: the agent's view of one pod's endpoint, all in status. Upstream declares no
-// status subresource for it: the agent writes the whole object.
+// status subresource for it: the agent writes the whole object. Numbers carry no bounds, as
+// upstream's do not: an exported endpoint must apply unchanged.
 import type { KindDefinition } from './crd.js';
 import { arr, bool, enumOf, int, mapOf, obj, str } from './openapi.js';
 import type { SchemaProps } from './openapi.js';
@@ -12,10 +13,10 @@ export const endpointStates = [
 function identityTuple(): SchemaProps {
   return obj(
     {
-      identity: int({ format: 'int64', minimum: 0 }),
+      identity: int({ format: 'int64' }),
       'identity-labels': mapOf(str()),
-      'dest-port': int({ minimum: 0, maximum: 65535 }),
-      protocol: int({ minimum: 0, maximum: 255 }),
+      'dest-port': int(),
+      protocol: int(),
     },
     { title: 'IdentityTuple' },
   );
@@ -28,6 +29,8 @@ function directionPolicy(): SchemaProps {
       state: enumOf(['enforcing', 'non-enforcing', 'disabled']),
       allowed: arr(identityTuple()),
       denied: arr(identityTuple()),
+      adding: arr(identityTuple(), { description: 'deprecated: identities being added to allowed' }),
+      removing: arr(identityTuple(), { description: 'deprecated: identities being removed from allowed' }),
     },
     { title: 'EndpointPolicyDirection', required: ['enforcing'] },
   );
@@ -61,8 +64,8 @@ function controllerStatus(): SchemaProps {
 function endpointStatus(): SchemaProps {
   return obj(
     {
-      id: int({ format: 'int64', minimum: 0 }),
-      identity: obj({ id: int({ format: 'int64', minimum: 0 }), labels: arr(str()) }, { title: 'EndpointIdentity' }),
+      id: int({ format: 'int64' }),
+      identity: obj({ id: int({ format: 'int64' }), labels: arr(str()) }, { title: 'EndpointIdentity' }),
       networking: obj(
         {
           addressing: arr(obj({ ipv4: str(), ipv6: str() }, { title: 'AddressPair' })),
@@ -76,7 +79,7 @@ function endpointStatus(): SchemaProps {
       encryption: obj({ key: int() }, { title: 'EncryptionSpec' }),
       'named-ports': arr(
         obj(
-          { name: str(), port: int({ minimum: 0, maximum: 65535 }), protocol: enumOf(['TCP', 'UDP', 'SCTP', 'ANY']) },
+          { name: str(), port: int(), protocol: enumOf(['TCP', 'UDP', 'SCTP', 'ANY']) },
           { title: 'NamedPort' },
         ),
       ),
@@ -89,6 +92,8 @@ function endpointStatus(): SchemaProps {
           'k8s-pod-name': str(),
           'pod-name': str(),
           'cni-attachment-id': str(),
+          'docker-endpoint-id': str(),
+          'docker-network-id': str(),
         },
         { title: 'EndpointIdentifiers' },
       ),

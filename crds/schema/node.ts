@@ -1,5 +1,6 @@
 // CiliumNode: per-node addressing and IPAM state; the operator writes spec.ipam.podCIDRs, the
 // agent the rest of spec and status.
+import { cidrField } from './cidr-field.js';
 import { ageColumn } from './crd.js';
 import type { KindDefinition } from './crd.js';
 import { arr, enumOf, int, mapOf, obj, opaque, str } from './openapi.js';
@@ -18,7 +19,7 @@ function allocationMap(): SchemaProps {
 function ipamSpec(): SchemaProps {
   return obj(
     {
-      podCIDRs: arr(str({ format: 'cidr', maxLength: 43 })),
+      podCIDRs: arr(cidrField(), { maxItems: 64 }),
       pool: allocationMap(),
       'ipv6-pool': allocationMap(),
       pools: obj(
@@ -34,9 +35,10 @@ function ipamSpec(): SchemaProps {
           ),
           allocated: arr(
             obj(
-              { pool: str({ minLength: 1 }), cidrs: arr(str({ format: 'cidr', maxLength: 43 })) },
+              { pool: str({ minLength: 1 }), cidrs: arr(cidrField(), { maxItems: 64 }) },
               { title: 'IPAMPoolAllocation', required: ['pool'] },
             ),
+            { maxItems: 64 },
           ),
         },
         { title: 'IPAMPoolSpec' },
@@ -51,6 +53,10 @@ function ipamSpec(): SchemaProps {
   );
 }
 
+function releaseStatus(): SchemaProps {
+  return enumOf(['marked-for-release', 'ready-for-release', 'do-not-release', 'released'], { title: 'IPReleaseStatus' });
+}
+
 function ipamStatus(): SchemaProps {
   return obj(
     {
@@ -58,7 +64,9 @@ function ipamStatus(): SchemaProps {
       'ipv6-used': allocationMap(),
       'pod-cidrs': mapOf(obj({ status: enumOf(['released', 'depleted', 'in-use']) }, { title: 'PodCIDRMapEntry' })),
       'operator-status': obj({ error: str() }, { title: 'IPAMOperatorStatus' }),
-      'release-ips': mapOf(enumOf(['marked-for-release', 'ready-for-release', 'do-not-release', 'released'])),
+      'release-ips': mapOf(releaseStatus(), { description: 'IPv4 address to the state of its release handshake' }),
+      'release-ipv6s': mapOf(releaseStatus(), { description: 'IPv6 address to the state of its release handshake' }),
+      'assigned-static-ip': str({ description: 'static IP assigned to the node, e.g. an AWS Elastic IP' }),
     },
     { title: 'IPAMStatus' },
   );
@@ -95,6 +103,7 @@ export const ciliumNode: KindDefinition = {
         eni: opaque({ description: 'AWS ENI IPAM settings' }),
         azure: opaque({ description: 'Azure IPAM settings' }),
         'alibaba-cloud': opaque({ description: 'AlibabaCloud IPAM settings' }),
+        nodeidentity: int({ format: 'int64', description: 'numeric security identity allocated for the node, if any' }),
       },
       { title: 'NodeSpec' },
     ),

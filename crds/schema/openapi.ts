@@ -30,7 +30,7 @@ export interface SchemaProps {
   'x-kubernetes-validations'?: CelRule[];
 }
 
-type Extra = Omit<SchemaProps, 'type' | 'properties' | 'items'>;
+export type Extra = Omit<SchemaProps, 'type' | 'properties' | 'items'>;
 
 export function str(extra: Extra = {}): SchemaProps {
   return { type: 'string', ...extra };

@@ -3,6 +3,7 @@
 // and L7 rules. Field names, enums and limits follow upstream; patterns are rewritten so that a
 // backtracking regex engine (ajv) cannot blow up on them and so that "99999" is not a port.
 import { celRule, oneSubjectSelector } from './cel-rules.js';
+import { cidrField } from './cidr-field.js';
 import { arr, bool, enumOf, exactlyOneOf, int, mapOf, obj, str } from './openapi.js';
 import type { SchemaProps } from './openapi.js';
 import { labelSelector } from './selector.js';
@@ -35,17 +36,24 @@ const serverNamePattern = '^([*]?[*][.])?[-a-zA-Z0-9_]+([.][-a-zA-Z0-9_]+)*[.]?$
 const dnsSubdomainPattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const icmpTypePattern = `^([0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]|${icmpTypeNames.join('|')})$`;
 
-function cidr(): SchemaProps {
-  return str({ format: 'cidr', maxLength: 43 });
-}
+// Bounds on the lists that hold CIDRs. The apiserver refuses a CRD whose CEL rules could together
+// cost more than its static budget, and an isCIDR() rule is charged once per CIDR that could fit
+// into the object, so every list above a CIDR must be bounded: with specs (network-policy.ts) the
+// worst case is 17 rules x 4 directions x 32 peers x (512 + 32 x 17) CIDRs, about half of the
+// budget, and the deepest list (except under specs) about half of the per-rule limit. Longer CIDR
+// lists belong in a CiliumCIDRGroup (cidrGroupRef).
+export const maxRulesPerDirection = 32;
+export const maxCidrs = 512;
+export const maxCidrSets = 32;
+export const maxExcepts = 16;
 
 function cidrRule(): SchemaProps {
   return obj(
     {
-      cidr: cidr(),
+      cidr: cidrField(),
       cidrGroupRef: str({ maxLength: 253, pattern: dnsSubdomainPattern }),
       cidrGroupSelector: labelSelector('selects CiliumCIDRGroups by their labels'),
-      except: arr(cidr(), { description: 'CIDRs carved out of cidr' }),
+      except: arr(cidrField(), { description: 'CIDRs carved out of cidr', maxItems: maxExcepts }),
     },
     { title: 'CIDRRule', ...exactlyOneOf(['cidr', 'cidrGroupRef', 'cidrGroupSelector']) },
   );
@@ -71,10 +79,10 @@ function groups(): SchemaProps {
 function service(): SchemaProps {
   return obj(
     {
-      k8sService: obj({ serviceName: str(), namespace: str() }, { title: 'K8sServiceNamespace' }),
+      k8sService: obj({ serviceName: str(), namespace: str() }, { title: 'K8SServiceNamespace' }),
       k8sServiceSelector: obj(
         { selector: labelSelector('selects Services by their labels'), namespace: str() },
-        { title: 'K8sServiceSelectorNamespace', required: ['selector'] },
+        { title: 'K8SServiceSelectorNamespace', required: ['selector'] },
       ),
     },
     { title: 'Service' },
@@ -223,13 +231,13 @@ type Direction = 'ingress' | 'egress';
 function peers(direction: Direction): Record<string, SchemaProps> {
   const p = direction === 'ingress' ? 'from' : 'to';
   const fields: Record<string, SchemaProps> = {
-    [`${p}Endpoints`]: arr(labelSelector('selects peer endpoints by their labels')),
-    [`${p}Requires`]: arr(labelSelector('deprecated: peers must also match these selectors')),
-    [`${p}CIDR`]: arr(cidr()),
-    [`${p}CIDRSet`]: arr(cidrRule()),
-    [`${p}Entities`]: arr(enumOf(entities)),
+    [`${p}Endpoints`]: arr(labelSelector(), { description: 'peer endpoints, selected by their labels' }),
+    [`${p}Requires`]: arr(labelSelector(), { description: 'deprecated: peers must also match these selectors' }),
+    [`${p}CIDR`]: arr(cidrField(), { maxItems: maxCidrs }),
+    [`${p}CIDRSet`]: arr(cidrRule(), { maxItems: maxCidrSets }),
+    [`${p}Entities`]: arr(enumOf(entities, { title: 'Entity' })),
     [`${p}Groups`]: arr(groups()),
-    [`${p}Nodes`]: arr(labelSelector('selects peer nodes by their labels')),
+    [`${p}Nodes`]: arr(labelSelector(), { description: 'peer nodes, selected by their labels' }),
   };
   if (direction === 'egress') fields.toServices = arr(service());
   return fields;
@@ -252,20 +260,24 @@ function denyRule(direction: Direction): SchemaProps {
   return obj({ ...peers(direction), toPorts: arr(portDenyRule()), icmps: arr(icmpRule()) }, { title });
 }
 
-export function policyRule(description: string): SchemaProps {
+export function policyRule(): SchemaProps {
   return obj(
     {
       endpointSelector: labelSelector('selects the endpoints this rule applies to'),
       nodeSelector: labelSelector('selects the nodes this rule applies to (host firewall, clusterwide policies)'),
-      ingress: arr(allowRule('ingress')),
-      ingressDeny: arr(denyRule('ingress')),
-      egress: arr(allowRule('egress')),
-      egressDeny: arr(denyRule('egress')),
+      ingress: arr(allowRule('ingress'), { maxItems: maxRulesPerDirection }),
+      ingressDeny: arr(denyRule('ingress'), { maxItems: maxRulesPerDirection }),
+      egress: arr(allowRule('egress'), { maxItems: maxRulesPerDirection }),
+      egressDeny: arr(denyRule('egress'), { maxItems: maxRulesPerDirection }),
       labels: arr(obj({ key: str(), value: str(), source: str() }, { title: 'Label', required: ['key'] })),
       enableDefaultDeny: obj({ ingress: bool(), egress: bool() }, { title: 'DefaultDenyConfig' }),
       description: str(),
       log: obj({ value: str({ maxLength: 32 }) }, { title: 'LogConfig' }),
     },
-    { title: 'Rule', description, 'x-kubernetes-validations': [celRule(oneSubjectSelector)] },
+    {
+      title: 'Rule',
+      description: 'a Cilium policy rule: the endpoints or nodes it applies to and the traffic it allows or denies',
+      'x-kubernetes-validations': [celRule(oneSubjectSelector)],
+    },
   );
 }

@@ -4,7 +4,9 @@ import type { SchemaProps } from './openapi.js';
 
 export const selectorOperators = ['In', 'NotIn', 'Exists', 'DoesNotExist'] as const;
 
-export function labelSelector(description: string): SchemaProps {
+// Uses differ in what they select, so the description belongs to the use (it is optional: a list
+// of selectors describes itself on the list).
+export function labelSelector(description?: string): SchemaProps {
   return obj(
     {
       matchLabels: mapOf(str({ maxLength: 63 }), { description: 'label key (optionally source:key) to value, all must match' }),
@@ -19,6 +21,6 @@ export function labelSelector(description: string): SchemaProps {
         ),
       ),
     },
-    { title: 'LabelSelector', description },
+    { title: 'LabelSelector', ...(description === undefined ? {} : { description }) },
   );
 }

@@ -1,4 +1,4 @@
-// Helpers shared by the CRD integration suites: placing fixture objects for one run, applying
+// Helpers shared by the CRD integration suites: placing fixture objects for one test, applying
 // them with kubectl, and removing the cluster-scoped ones again.
 import { randomInt } from 'node:crypto';
 import type { CommandResult } from '../envtest/command.js';
@@ -47,6 +47,24 @@ function crdTestRun(cp: ControlPlane, namespace: string): CrdTestRun {
   };
 }
 
+/**
+ * Which of `objects` one `kubectl apply` call took (it names each in stdout) and, for each one it
+ * refused, the lines of stderr that say why ('... Kind "name" is invalid: ...', with the "* ..."
+ * lines under it when the apiserver lists several errors).
+ */
+export function applyVerdicts(result: CommandResult, objects: ManifestObject[]): Map<string, { ok: boolean; errors: string[] }> {
+  const taken = new Set(result.stdout.split('\n').map((l) => l.split(' ')[0]?.split('/')[1]));
+  const blocks = result.stderr.split(/\n(?!\* )/);
+  return new Map(
+    objects.map((o) => {
+      const name = o.metadata.name;
+      const ok = taken.has(name);
+      const errors = ok ? [] : blocks.filter((b) => b.includes(`${o.kind}`) && b.includes(`"${name}" is invalid`)).flatMap((b) => b.split('\n'));
+      return [name, { ok, errors }];
+    }),
+  );
+}
+
 /** `kubectl get` table output as rows of cells (columns are separated by two or more spaces). */
 export function tableRows(stdout: string): string[][] {
   return stdout
@@ -57,13 +75,14 @@ export function tableRows(stdout: string): string[][] {
 
 export interface CrdSuite {
   readonly cp: ControlPlane;
+  /** The current test's run: its own fresh namespace and name prefix. */
   readonly run: CrdTestRun;
 }
 
 /**
- * Registers hooks on the calling describe: before its tests a fresh namespace and a run on the
- * shared control plane; after them (also when they fail) the run's cluster-scoped objects and the
- * namespace are deleted.
+ * Registers hooks on the calling describe: the shared control plane before its tests, and around
+ * each test a fresh namespace and run; after each test (also when it fails) the run's
+ * cluster-scoped objects and its namespace are deleted.
  */
 export function useCrdSuite(): CrdSuite {
   let cp: ControlPlane | undefined;
@@ -71,26 +90,32 @@ export function useCrdSuite(): CrdSuite {
   let ns: { name: string; cleanup(): Promise<void> } | undefined;
   before(async function () {
     cp = await sharedControlPlane();
+  });
+  beforeEach(async function () {
+    if (!cp) throw new Error('CRD suite: no control plane (its before() hook failed)');
     ns = await testNamespace(cp);
     run = crdTestRun(cp, ns.name);
   });
-  after(async function () {
+  afterEach(async function () {
+    const [r, n] = [run, ns];
+    run = undefined;
+    ns = undefined;
     try {
-      await run?.cleanup();
+      await r?.cleanup();
     } finally {
-      await ns?.cleanup();
+      await n?.cleanup();
     }
   });
-  const started = <T>(value: T | undefined): T => {
-    if (value === undefined) throw new Error('CRD suite: used before its before() hook ran');
+  const started = <T>(value: T | undefined, what: string): T => {
+    if (value === undefined) throw new Error(`CRD suite: ${what} used outside a test`);
     return value;
   };
   return {
     get cp() {
-      return started(cp);
+      return started(cp, 'control plane');
     },
     get run() {
-      return started(run);
+      return started(run, 'run');
     },
   };
 }
