@@ -1,7 +1,7 @@
 /* Endpoint programs on the host side of a pod's veth. cil_from_container (tc ingress) sees what
  * the pod sends and enforces the pod's egress policy; cil_to_container (tc egress) sees what is
  * delivered to the pod and enforces its ingress policy. The endpoint is found by the pod's IP in
- * cilium_lxc, so one object serves every endpoint. */
+ * cilium_lxc and must sit on the veth the program runs on, so one object serves every endpoint. */
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
@@ -91,6 +91,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 			return drop_packet(&v, DROP_INVALID_SIP, __LINE__);
 		return forward_packet(&v);
 	}
+	/* The endpoint is found by address, so its veth must be the one this program runs on:
+	 * otherwise a pod could send with a neighbour's address and be judged by the neighbour's
+	 * identity and policy, or a misrouted packet would be judged by the wrong endpoint's
+	 * ingress policy and delivered to a pod that does not own its destination. */
+	if (ep->ifindex != skb->ifindex)
+		return drop_packet(&v, egress ? DROP_INVALID_SIP : DROP_UNROUTABLE, __LINE__);
 	v.ep_id = ep->lxc_id;
 
 	now = ct_now();

@@ -9,8 +9,9 @@ export interface EndpointSpec {
   ipv4: string;
   /** Security identity of the endpoint itself. */
   identity: number;
-  /** Host-side veth the endpoint programs attach to. */
+  /** Name of the host-side veth, used in errors and logs; the programs attach by `ifindex`. */
   ifname: string;
+  /** Host-side veth: the programs attach here, and judge only packets seen on it. */
   ifindex: number;
   /** Pod-side MAC and host-side MAC, "aa:bb:cc:dd:ee:ff". */
   mac: string;
@@ -25,8 +26,9 @@ export interface IPCacheEntry {
 
 /**
  * One policy map entry. `identity` 0 matches any peer, `protocol` 0 any protocol, `port` 0 any
- * port. A range is `port..endPort`. For ICMP (protocol 1) `port` holds the ICMP type and 0 is
- * type 0 (echo reply); every ICMP type is `port: 0, endPort: 255`.
+ * port. A range is `port..endPort`. A port or range with protocol 0 means TCP, UDP and SCTP; only
+ * protocol 0 with port 0 and no endPort matches every protocol. For ICMP (protocol 1) `port`
+ * holds the ICMP type and 0 is type 0 (echo reply); every ICMP type is `port: 0, endPort: 255`.
  */
 export interface PolicyEntry {
   identity: number;
@@ -55,9 +57,20 @@ export interface SyncResult {
 }
 
 export interface Datapath {
+  /**
+   * Creates or updates an endpoint and attaches its programs. Fail-closed: until its first
+   * successful syncPolicy every packet of the endpoint is dropped (reason 203, endpoint not ready).
+   */
   upsertEndpoint(ep: EndpointSpec): Promise<void>;
   removeEndpoint(id: number): Promise<void>;
+  /** Rejects, naming the entry, an identity outside 1..2^32-1 or a malformed prefix. */
   syncIPCache(entries: readonly IPCacheEntry[]): Promise<SyncResult>;
+  /**
+   * Makes `entries` the endpoint's policy. After a successful sync, an empty policy still allows
+   * everything in the directions that do not enforce. When the policy cannot be computed (a bad
+   * entry, more than 16384 map entries) or written, the endpoint drops everything (203) until a
+   * later sync succeeds, and the promise rejects with the endpoint id and the cause.
+   */
   syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement?: Enforcement): Promise<SyncResult>;
   /**
    * Removes every endpoint whose id is not in `keepIds` (its address entry, policy map and

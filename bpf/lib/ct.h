@@ -122,10 +122,10 @@ static __always_inline int ct_lookup4(void *map, const struct pkt *p, __u8 dir, 
 	return CT_NEW;
 }
 
+/* The ICMP errors upstream accepts as related to a flow; redirects and source quench are not. */
 static __always_inline int icmp_is_error(__u8 type)
 {
-	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB ||
-	       type == ICMP_SOURCE_QUENCH || type == ICMP_REDIRECT;
+	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB;
 }
 
 static __always_inline int ct_entry_live(void *map, const struct ipv4_ct_tuple *t, __u32 now)
@@ -136,7 +136,11 @@ static __always_inline int ct_entry_live(void *map, const struct ipv4_ct_tuple *
 }
 
 /* An ICMP error quotes the packet that caused it. It is RELATED when that quoted packet belongs
- * to a tracked flow, whichever end of the flow sent it. */
+ * to a tracked flow of this endpoint, whichever end of the flow sent it. The endpoint must be in
+ * the quote where the error's direction puts it: an error delivered to the endpoint (ingress)
+ * is about a packet the endpoint sent, so the quote's source is the endpoint; an error the
+ * endpoint sends (egress) is about a packet it received, so the quote's destination is it.
+ * Without that, any peer could pass errors about other endpoints' flows. */
 static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struct pkt *p, __u8 dir, __u32 now)
 {
 	__u32 inner_off = p->l4_off + sizeof(struct icmphdr);
@@ -149,7 +153,9 @@ static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struc
 		return CT_NEW;
 	if (inner.version != 4 || inner.ihl < 5)
 		return CT_NEW;
-	if (load_l4_ports(skb, inner_off + inner.ihl * 4, inner.protocol, &sport, &dport) < 0)
+	if (dir == TUPLE_F_IN ? inner.saddr != p->daddr : inner.daddr != p->saddr)
+		return CT_NEW;
+	if (load_l4_ports(skb, inner_off + inner.ihl * 4, inner.protocol, &sport, &dport, NULL) < 0)
 		return CT_NEW;
 	map = ct_map_for(inner.protocol);
 

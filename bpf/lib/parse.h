@@ -22,8 +22,10 @@ struct l4_ports {
 	__be16 dport;
 };
 
-/* ICMP echo request and reply become a conntrack flow keyed by the echo id: the request puts it
- * in sport, the reply in dport, so reversing a reply's tuple finds its request. */
+/* ICMP becomes a conntrack flow too. Echo request and reply are keyed by the echo id: the
+ * request puts it in sport, the reply in dport, so reversing a reply's tuple finds its request.
+ * Every other type puts the type in dport's first byte (where the policy key has it), so one
+ * allowed type does not make another type between the same hosts look established. */
 static __always_inline void icmp_ports(const struct icmphdr *icmp, __be16 *sport, __be16 *dport)
 {
 	*sport = 0;
@@ -32,17 +34,23 @@ static __always_inline void icmp_ports(const struct icmphdr *icmp, __be16 *sport
 		*sport = icmp->un.echo.id;
 	else if (icmp->type == ICMP_ECHOREPLY)
 		*dport = icmp->un.echo.id;
+	else
+		*dport = bpf_htons((__u16)icmp->type << 8);
 }
 
+/* Ports of the L4 header at `off` (the conntrack convention above for ICMP, whose type and code
+ * land in *icmp when given). Only the first 8 bytes are read: all an ICMP error quotes. */
 static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 protocol,
-					 __be16 *sport, __be16 *dport)
+					 __be16 *sport, __be16 *dport, struct icmphdr *icmp)
 {
 	if (protocol == IPPROTO_ICMP) {
-		struct icmphdr icmp;
+		struct icmphdr h;
 
-		if (bpf_skb_load_bytes(skb, off, &icmp, sizeof(icmp)) < 0)
+		if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)) < 0)
 			return -DROP_INVALID;
-		icmp_ports(&icmp, sport, dport);
+		icmp_ports(&h, sport, dport);
+		if (icmp)
+			*icmp = h;
 		return 0;
 	}
 	if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP) {
@@ -61,6 +69,7 @@ static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 
 static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 {
 	struct iphdr ip;
+	int ret;
 
 	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return -DROP_INVALID;
@@ -86,16 +95,14 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 		return 0;
 	}
 	if (p->protocol == IPPROTO_ICMP) {
-		struct icmphdr icmp;
+		struct icmphdr icmp = {};
 
-		if (bpf_skb_load_bytes(skb, p->l4_off, &icmp, sizeof(icmp)) < 0)
-			return -DROP_INVALID;
+		ret = load_l4_ports(skb, p->l4_off, p->protocol, &p->sport, &p->dport, &icmp);
 		p->icmp_type = icmp.type;
 		p->icmp_code = icmp.code;
-		icmp_ports(&icmp, &p->sport, &p->dport);
-		return 0;
+		return ret;
 	}
-	return load_l4_ports(skb, p->l4_off, p->protocol, &p->sport, &p->dport);
+	return load_l4_ports(skb, p->l4_off, p->protocol, &p->sport, &p->dport, NULL);
 }
 
 #endif

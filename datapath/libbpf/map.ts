@@ -48,6 +48,8 @@ interface MapIdentity {
   keySize: number;
   valueSize: number;
   maxEntries: number;
+  /** map_flags given at creation (BPF_F_NO_PREALLOC, ...). */
+  flags: number;
   id: number;
   btfId: number;
 }
@@ -68,10 +70,10 @@ function isPerCpu(type: MapType): boolean {
 export function mapInfoByFd(fd: number, what: string): MapIdentity {
   const buf = Buffer.alloc(mapInfoSize);
   check(fn.objGetInfoByFd(fd, buf, [buf.length]), 'get info of map', what);
-  const info = koffi.decode(buf, MapInfo) as { type: number; id: number; key_size: number; value_size: number; max_entries: number; name: string; btf_id: number };
+  const info = koffi.decode(buf, MapInfo) as { type: number; id: number; key_size: number; value_size: number; max_entries: number; map_flags: number; name: string; btf_id: number };
   const type = MAP_TYPES_BY_ID.get(info.type);
   if (type === undefined) throw new BpfError(EINVAL, `map type ${info.type} not supported for`, what);
-  return { name: info.name, type, keySize: info.key_size, valueSize: info.value_size, maxEntries: info.max_entries, id: info.id, btfId: info.btf_id };
+  return { name: info.name, type, keySize: info.key_size, valueSize: info.value_size, maxEntries: info.max_entries, flags: info.map_flags, id: info.id, btfId: info.btf_id };
 }
 
 export class BpfMap {
@@ -81,6 +83,7 @@ export class BpfMap {
   readonly keySize: number;
   readonly valueSize: number;
   readonly maxEntries: number;
+  readonly flags: number;
   readonly id: number;
   /** Kernel BTF describing key and value (0 when created without BTF); see Btf.fromKernelId. */
   readonly btfId: number;
@@ -95,6 +98,7 @@ export class BpfMap {
     this.keySize = ident.keySize;
     this.valueSize = ident.valueSize;
     this.maxEntries = ident.maxEntries;
+    this.flags = ident.flags;
     this.id = ident.id;
     this.btfId = ident.btfId;
     this.rawValueSize = isPerCpu(ident.type) ? Math.ceil(ident.valueSize / 8) * 8 * numPossibleCpus() : ident.valueSize;

@@ -11,6 +11,8 @@ export interface TestRunOptions {
   repeat?: number;
   /** Room for the packet as the program leaves it; defaults to the input size plus 256 bytes. */
   dataOutSize?: number;
+  /** Program context to start from (ctx_in), e.g. a struct __sk_buff with ifindex set. */
+  ctx?: Buffer;
 }
 
 export interface TestRunResult {
@@ -63,6 +65,7 @@ export class BpfProgram {
       data_out: dataOut,
       data_size_out: dataOut.length,
       repeat: o.repeat ?? 1,
+      ...(o.ctx && { ctx_in: o.ctx, ctx_size_in: o.ctx.length }),
     };
     check(fn.testRun(this.fd, opts), 'test run program', this.name);
     return {

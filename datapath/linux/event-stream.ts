@@ -1,5 +1,6 @@
 // Turns the cilium_events ring buffer into decoded events: an async iterator, or a drain of what
-// is already there. Reading a ring buffer consumes it, so one reader runs at a time.
+// is already there. Reading a ring buffer consumes it, so one reader runs at a time; the ring is
+// opened once and shared by the iterator and drains.
 import type { Logger } from '../../controllers/runtime/log.js';
 import type { BpfMap } from '../libbpf/map.js';
 import { RingBuffer } from '../libbpf/ringbuf.js';
@@ -12,6 +13,9 @@ const POLL_INTERVAL_MS = 100;
 
 export class EventStream {
   private ring: RingBuffer | undefined;
+  // Where records decoded by the ring's callback go: the iterator's queue or a drain's result.
+  private sink: DatapathEvent[] = [];
+  private reading = false;
   private inFlight: Promise<number> | undefined;
   private stopped = false;
 
@@ -21,14 +25,15 @@ export class EventStream {
   ) {}
 
   get active(): boolean {
-    return this.ring !== undefined;
+    return this.reading;
   }
 
   /** Takes the ring now, so a second reader is refused at once, not at its first read. */
   start(signal?: AbortSignal): AsyncGenerator<DatapathEvent> {
     const queue: DatapathEvent[] = [];
-    const ring = this.open(queue);
-    this.ring = ring;
+    const ring = this.openRing();
+    this.sink = queue;
+    this.reading = true;
     return this.run(ring, queue, signal);
   }
 
@@ -44,20 +49,16 @@ export class EventStream {
         while (queue.length > 0 && !this.stopped) yield queue.shift()!;
       }
     } finally {
-      ring.close();
-      if (this.ring === ring) this.ring = undefined;
+      this.reading = false;
     }
   }
 
   /** The events already in the ring, without waiting. */
   drain(): DatapathEvent[] {
     const events: DatapathEvent[] = [];
-    const ring = this.open(events);
-    try {
-      ring.consume();
-    } finally {
-      ring.close();
-    }
+    const ring = this.openRing();
+    this.sink = events;
+    ring.consume();
     return events;
   }
 
@@ -69,13 +70,14 @@ export class EventStream {
     this.ring = undefined;
   }
 
-  private open(into: DatapathEvent[]): RingBuffer {
-    return new RingBuffer(this.map, (record) => {
+  private openRing(): RingBuffer {
+    this.ring ??= new RingBuffer(this.map, (record) => {
       try {
-        into.push(decodeEvent(record));
+        this.sink.push(decodeEvent(record));
       } catch (err) {
         this.log.warn('skipping datapath event record', { error: (err as Error).message, bytes: record.length });
       }
     });
+    return this.ring;
   }
 }

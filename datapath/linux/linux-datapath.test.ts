@@ -2,17 +2,36 @@
 // endpoint upsert/remove, restart adoption of pinned maps and attached programs, pruning, and
 // the event stream.
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { newLogger } from '../../controllers/runtime/log.js';
+import { BpfMap } from '../libbpf/map.js';
 import { tcQuery } from '../libbpf/tc.js';
+import { encodePolicyKey, encodePolicyValue, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
 import type { EndpointSpec, IPCacheEntry, PolicyEntry } from '../types.js';
 import { DatapathError } from './errors.js';
 import { LinuxDatapath } from './linux-datapath.js';
-import { createTestLink, makePinDir, removePinDir, removeTestLink, type TestLink } from './testing/fixtures.js';
+import { createTestLink, makePinDir, removePinDir, removeTestLink, TEST_PREFIX, type TestLink } from './testing/fixtures.js';
 import { tcpPacket, TCP_SYN } from './testing/packets.js';
 
 const logger = newLogger('datapath-test', 'warn');
+
+/** The error a promise rejects with; fails the test when it resolves. */
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  return expect.fail('expected a rejection');
+}
+
+function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32LE(n);
+  return b;
+}
 
 function ipcache(n: number, identity: (i: number) => number): IPCacheEntry[] {
   return Array.from({ length: n }, (_, i) => ({ prefix: `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}/32`, identity: identity(i) }));
@@ -49,9 +68,12 @@ describe('LinuxDatapath', function () {
     try {
       const last = opened.at(-1);
       if (last !== undefined) await last.pruneEndpoints([]);
-      for (const dp of opened.splice(0)) await dp.close();
     } finally {
-      removePinDir(pinDir);
+      try {
+        for (const dp of opened.splice(0)) await dp.close();
+      } finally {
+        removePinDir(pinDir);
+      }
     }
   });
 
@@ -83,7 +105,7 @@ describe('LinuxDatapath', function () {
         expect.fail('sync accepted a conflicting prefix');
       } catch (err) {
         expect(err).to.be.instanceOf(DatapathError);
-        expect((err as Error).message).to.match(/ipcache prefix 10\.1\.0\.0\/16.*5 and 6/);
+        expect((err as Error).message).to.match(/ipcache entry 1 \(10\.1\.0\.0\/16\): prefix given twice .*5 and 6/);
       }
     });
   });
@@ -97,14 +119,15 @@ describe('LinuxDatapath', function () {
         { identity: 1, direction: 'ingress', protocol: 6, port: 80, deny: false },
         { identity: 2, direction: 'ingress', protocol: 6, port: 1000, endPort: 1999, deny: false }, // 7 prefixes
       ];
-      // 8 entries added; the ingress allow-all written at upsert goes; egress keeps its allow-all.
-      expect(await dp.syncPolicy(ep.id, entries)).to.deep.equal({ added: 8, updated: 0, removed: 1 });
+      // The map starts empty: 8 entries and egress's allow-all are added.
+      expect(await dp.syncPolicy(ep.id, entries)).to.deep.equal({ added: 9, updated: 0, removed: 0 });
       expect(await dp.syncPolicy(ep.id, entries)).to.deep.equal({ added: 0, updated: 0, removed: 0 });
       const withDeny = [...entries, { identity: 2, direction: 'ingress', protocol: 6, port: 0, deny: true } as PolicyEntry];
       // The deny is added and turns the 7 range entries of identity 2 into denies.
       expect(await dp.syncPolicy(ep.id, withDeny)).to.deep.equal({ added: 1, updated: 7, removed: 0 });
       expect(await dp.syncPolicy(ep.id, [])).to.deep.equal({ added: 1, updated: 0, removed: 9 });
-      expect(dp.mapWrites()['cilium_policy_00010']).to.deep.equal({ updates: 2 + 8 + 8 + 1, deletes: 10 });
+      expect(dp.mapWrites()['cilium_policy_00010']).to.deep.equal({ updates: 9 + 8 + 1, deletes: 9 });
+      expect(dp.mapWrites()['cilium_policy_maps']).to.deep.equal({ updates: 1, deletes: 0 });
     });
 
     it('needs the endpoint first', async function () {
@@ -115,6 +138,166 @@ describe('LinuxDatapath', function () {
       } catch (err) {
         expect((err as Error).message).to.match(/endpoint 999: has no policy map at .*cilium_policy_00999; upsertEndpoint must come first/);
       }
+    });
+  });
+
+  describe('failing closed', function () {
+    const peer = { prefix: '10.100.0.1/32', ip: '10.100.0.1', identity: 1 };
+    const allow = (identity: number, port: number): PolicyEntry => ({ identity, direction: 'egress', protocol: 6, port, deny: false });
+    let dp: LinuxDatapath;
+    let ep: EndpointSpec;
+    let sport = 30000;
+    /** A new connection each time: conntrack must not decide it. */
+    function synTo(ip: string, dport: number): number {
+      return dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: ip, sport: sport++, dport, flags: TCP_SYN })).retval;
+    }
+    function lastDropReason(): number | undefined {
+      const drops = dp.drainEvents().filter((e) => e.type === 'drop');
+      return drops.at(-1)?.type === 'drop' ? drops.at(-1)!.reason : undefined;
+    }
+    beforeEach(async function () {
+      dp = await open();
+      ep = endpoint(0);
+      await dp.upsertEndpoint(ep);
+      await dp.syncIPCache([{ prefix: peer.prefix, identity: peer.identity }]);
+    });
+
+    it('drops everything (203) when a policy cannot be computed, until a sync succeeds', async function () {
+      await dp.syncPolicy(ep.id, [allow(peer.identity, 80)]);
+      expect(synTo(peer.ip, 80)).to.equal(0);
+      const bad = await rejection(dp.syncPolicy(ep.id, [{ ...allow(peer.identity, 80), port: 70000 }]));
+      expect(bad).to.be.instanceOf(DatapathError);
+      expect(bad.message).to.match(/endpoint 10: policy cannot be computed, endpoint drops all traffic \(203\).*port must be an integer 0\.\.65535/);
+      dp.drainEvents();
+      expect(synTo(peer.ip, 80)).to.equal(2);
+      expect(lastDropReason()).to.equal(203);
+
+      await dp.syncPolicy(ep.id, [allow(peer.identity, 80)]);
+      expect(synTo(peer.ip, 80)).to.equal(0);
+      const many = Array.from({ length: POLICY_MAP_MAX_ENTRIES }, (_, i) => allow(1000 + i, 80));
+      expect((await rejection(dp.syncPolicy(ep.id, many))).message).to.match(/endpoint 10: policy cannot be computed.*16385 map entries/);
+      expect(synTo(peer.ip, 80)).to.equal(2);
+    });
+
+    it('replaces 10,000 entries by 10,000 others within the map\'s capacity', async function () {
+      const first = Array.from({ length: 10000 }, (_, i) => allow(100000 + i, 80));
+      const second = Array.from({ length: 10000 }, (_, i) => allow(200000 + i, 80));
+      expect(await dp.syncPolicy(ep.id, first)).to.deep.equal({ added: 10001, updated: 0, removed: 0 });
+      expect(await dp.syncPolicy(ep.id, second)).to.deep.equal({ added: 10000, updated: 0, removed: 10000 });
+      await dp.syncIPCache([{ prefix: '10.100.0.2/32', identity: 100005 }, { prefix: '10.100.0.3/32', identity: 200005 }]);
+      expect(synTo('10.100.0.2', 80)).to.equal(2);
+      expect(synTo('10.100.0.3', 80)).to.equal(0);
+    });
+
+    it('leaves the endpoint closed when a write fails part way, counting the writes made', async function () {
+      await dp.syncPolicy(ep.id, [allow(peer.identity, 443)]);
+      // Fill the map behind the datapath's back, so its next additions run out of room.
+      const pinned = BpfMap.openPinned(path.join(pinDir!, 'cilium_policy_00010'));
+      try {
+        for (let i = 0; i < POLICY_MAP_MAX_ENTRIES - 2; i++) {
+          pinned.update(encodePolicyKey({ identity: 900000 + i, egress: false, protocol: 6, dport: 1, prefixLen: 24 }), encodePolicyValue({ deny: false, prefixLen: 24 }));
+        }
+      } finally {
+        pinned.close();
+      }
+      const before = dp.mapWrites()['cilium_policy_00010']!;
+      const next = [1000, 1001, 1002].map((port) => allow(peer.identity, port));
+      const err = await rejection(dp.syncPolicy(ep.id, next));
+      expect(err.message).to.match(/endpoint 10: policy write failed, endpoint drops all traffic \(203\).*map cilium_policy_00010: write 3 of 4 failed/);
+      // The old allow went first, then one addition fitted in the freed slot.
+      expect(dp.mapWrites()['cilium_policy_00010']).to.deep.equal({ updates: before.updates + 1, deletes: before.deletes + 1 });
+      dp.drainEvents();
+      expect(synTo(peer.ip, 1000)).to.equal(2);
+      expect(lastDropReason()).to.equal(203);
+      // The shadow was re-read: the next sync removes what was written behind its back.
+      expect(await dp.syncPolicy(ep.id, next)).to.deep.equal({ added: 2, updated: 0, removed: POLICY_MAP_MAX_ENTRIES - 2 });
+      expect(synTo(peer.ip, 1001)).to.equal(0);
+    });
+  });
+
+  describe('resync', function () {
+    it('repairs entries changed behind the datapath\'s back, which a sync does not see', async function () {
+      const dp = await open();
+      const ep = endpoint(0);
+      await dp.upsertEndpoint(ep);
+      const policy: PolicyEntry[] = [{ identity: 5, direction: 'egress', protocol: 6, port: 80, deny: false }];
+      await dp.syncPolicy(ep.id, policy);
+      const cache = ipcache(3, () => 5);
+      await dp.syncIPCache(cache);
+      const syn = tcpPacket({ src: ep.ipv4, dst: '10.100.0.1', sport: 1000, dport: 80, flags: TCP_SYN });
+      expect(dp.testRun('from-container', syn).retval).to.equal(0);
+
+      const pinned = (name: string): BpfMap => BpfMap.openPinned(path.join(pinDir!, name));
+      const ipc = pinned('cilium_ipcache');
+      const pol = pinned('cilium_policy_00010');
+      const outer = pinned('cilium_policy_maps');
+      try {
+        const [key] = [...ipc.keys()];
+        ipc.delete(key!);
+        const junk = Buffer.from(key!);
+        junk.writeUInt8(99, 8);
+        ipc.update(junk, Buffer.alloc(ipc.valueSize));
+        const allowKey = encodePolicyKey({ identity: 5, egress: true, protocol: 6, dport: 80, prefixLen: 24 });
+        pol.update(allowKey, encodePolicyValue({ deny: true, prefixLen: 24 }));
+        outer.delete(u32(ep.id));
+      } finally {
+        for (const m of [ipc, pol, outer]) m.close();
+      }
+      expect(await dp.syncIPCache(cache)).to.deep.equal({ added: 0, updated: 0, removed: 0 });
+      expect(await dp.resync()).to.deep.equal({
+        cilium_lxc: { added: 0, updated: 0, removed: 0 },
+        cilium_ipcache: { added: 1, updated: 0, removed: 1 },
+        cilium_policy_00010: { added: 0, updated: 1, removed: 0 },
+        cilium_policy_maps: { added: 1, updated: 0, removed: 0 },
+      });
+      expect(dp.testRun('from-container', syn).retval).to.equal(0);
+      const clean = await dp.resync();
+      expect(Object.values(clean).every((r) => r.added + r.updated + r.removed === 0), JSON.stringify(clean)).to.equal(true);
+    });
+  });
+
+  describe('input checks', function () {
+    it('name the field and value of a bad endpoint or ipcache entry', async function () {
+      const dp = await open();
+      const ep = endpoint(0);
+      const cases: Array<[Promise<unknown>, RegExp]> = [
+        [dp.upsertEndpoint({ ...ep, id: 5000 }), /endpoint 5000: id 5000 must be an integer 1\.\.4095/],
+        [dp.upsertEndpoint({ ...ep, identity: 0 }), /endpoint 10: identity 0 must be an integer 1\.\.4294967295/],
+        [dp.upsertEndpoint({ ...ep, ipv4: '10.0.0' }), /endpoint 10: .*ipv4.*10\.0\.0/],
+        [dp.upsertEndpoint({ ...ep, mac: 'zz' }), /endpoint 10: .*mac.*zz/],
+        [dp.syncIPCache([{ prefix: '10.0.0.0/8', identity: 2 ** 32 }]), /ipcache entry 0 \(10\.0\.0\.0\/8\): identity 4294967296 must be/],
+        [dp.syncIPCache([{ prefix: '10.0.0.0/8', identity: 5 }, { prefix: '10.0.0.0/40', identity: 5 }]), /ipcache entry 1 \(10\.0\.0\.0\/40\): .*ipcache prefix/],
+        [dp.syncPolicy(0, []), /endpoint 0: id 0 must be an integer 1\.\.4095/],
+      ];
+      for (const [p, reason] of cases) {
+        const err = await rejection(p);
+        expect(err, reason.source).to.be.instanceOf(DatapathError);
+        expect(err.message).to.match(reason);
+      }
+    });
+
+    it('refuse a pin directory that is not on a bpffs, mounting nothing there', async function () {
+      const dir = mkdtempSync(path.join(tmpdir(), TEST_PREFIX));
+      try {
+        const err = await rejection(LinuxDatapath.open({ bpffsDir: dir, logger }));
+        expect(err.message).to.equal(`pin directory ${dir}: is not on a bpffs; use a directory under /sys/fs/bpf or mount a bpffs there first`);
+        expect(readdirSync(dir)).to.deep.equal([]);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
+    it('refuse a pinned policy map of another shape, saying what differs', async function () {
+      const dp = await open();
+      const ep = endpoint(0);
+      const other = BpfMap.create({ type: 'hash', name: 'ctsdp_wrong', keySize: 12, valueSize: 8, maxEntries: 100 });
+      try {
+        other.pin(path.join(pinDir!, 'cilium_policy_00010'));
+      } finally {
+        other.close();
+      }
+      const err = await rejection(dp.upsertEndpoint(ep));
+      expect(err.message).to.match(/policy map .*cilium_policy_00010: is not this datapath's policy map: type is hash, expected lpm_trie, maxEntries is 100, expected 16384, flags is 0, expected 1$/);
     });
   });
 
@@ -129,6 +312,8 @@ describe('LinuxDatapath', function () {
       expect(existsSync(path.join(pinDir!, 'cilium_policy_00010'))).to.equal(true);
       expect(attachedIds(ep.ifindex)).to.deep.equal([dp.programId('from-container'), dp.programId('to-container')]);
       const syn = tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN });
+      expect(dp.testRun('from-container', syn).retval, 'no policy synced yet').to.equal(2);
+      await dp.syncPolicy(ep.id, []);
       expect(dp.testRun('from-container', syn).retval).to.equal(0);
     });
 
@@ -148,6 +333,7 @@ describe('LinuxDatapath', function () {
       const dp = await open();
       const ep = endpoint(0);
       await dp.upsertEndpoint(ep);
+      await dp.syncPolicy(ep.id, []);
       dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN }));
       expect(dp.conntrack()).to.have.length(1);
       await dp.removeEndpoint(ep.id);

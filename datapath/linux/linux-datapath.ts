@@ -1,28 +1,30 @@
 // The Datapath on a Linux kernel: one precompiled object (bpf/bpf_lxc.c) on every endpoint's
 // host veth, with per-endpoint facts in maps pinned under a bpffs directory. Desired state is
-// diffed against what the maps hold; only the difference is written.
+// diffed against a shadow of what the maps hold; only the difference is written.
 import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { newLogger, type Logger } from '../../controllers/runtime/log.js';
-import { BpfError } from '../libbpf/errors.js';
+import { BpfError, ENOENT } from '../libbpf/errors.js';
 import { BPF_F_NO_PREALLOC, BpfMap } from '../libbpf/map.js';
 import { BpfObject } from '../libbpf/object.js';
 import type { BpfProgram, TestRunResult } from '../libbpf/prog.js';
 import { tcAttach, tcDetach, tcQuery, type TcDirection } from '../libbpf/tc.js';
 import { decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
 import { DATAPATH_LAYOUTS } from '../maps/datapath-layouts.js';
-import { decodeIpcacheKey, encodeIpcacheKey, encodeRemoteEndpointInfo } from '../maps/ipcache.js';
+import { ipv4String } from '../maps/ipv4.js';
 import { assertLayouts } from '../maps/layout.js';
 import { decodeEndpointInfo, decodeEndpointKey, encodeEndpointInfo, encodeEndpointKey, type EndpointInfo } from '../maps/lxc.js';
 import { decodeMetricsKey, sumPerCpu, type Counter } from '../maps/metrics.js';
 import { POLICY_ENTRY_LAYOUT, POLICY_KEY_LAYOUT, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
 import { policyMapContents } from '../maps/policy-entries.js';
 import type { Datapath, DatapathEvent, Direction, Enforcement, EndpointSpec, IPCacheEntry, PolicyEntry, SyncResult } from '../types.js';
+import { checkEndpointId, checkEndpointSpec, ipcacheContents } from './desired-state.js';
 import { DatapathError } from './errors.js';
 import { EventStream } from './event-stream.js';
-import { syncMap, type MapContents } from './map-sync.js';
+import { ShadowedMap, type MapContents } from './map-sync.js';
 import { MapWriteCounter, type MapWriteCount } from './map-writes.js';
 import { DEFAULT_PIN_DIR, endpointIdOfPolicyPin, LXC_OBJECT_PATH, policyMapName, preparePinDir } from './paths.js';
+import { compactPolicyOrder, safePolicyOrder } from './policy-writes.js';
 
 export interface LinuxDatapathOptions {
   /** bpffs directory the maps are pinned in (libbpf pin_root_path); default /sys/fs/bpf/tc/globals. */
@@ -40,7 +42,6 @@ export interface MetricCount extends Counter {
   direction: Direction | 'unknown';
 }
 
-const MAX_ENDPOINT_ID = 65535;
 // The endpoint programs' tc filter: one per direction, at upstream's handle and priority.
 const TC_HANDLE = 1;
 const TC_PRIORITY = 1;
@@ -54,6 +55,16 @@ const CT_MAPS = ['cilium_ct4_global', 'cilium_ct_any4_global'] as const;
 
 const PROGRAM_OF_HOOK: Record<TcDirection, EndpointProgram> = { ingress: 'from-container', egress: 'to-container' };
 const HOOKS: readonly TcDirection[] = ['ingress', 'egress'];
+
+// struct __sk_buff (UAPI) up to and including ifindex, the only field a test run sets: the
+// kernel runs the program as if the packet were on that device.
+const SKB_CTX_SIZE = 44;
+const SKB_IFINDEX_OFFSET = 40;
+// The IPv4 source and destination of an Ethernet frame.
+const ETH_HLEN = 14;
+const ETH_P_IP = 0x0800;
+const FRAME_SADDR_OFFSET = ETH_HLEN + 12;
+const FRAME_DADDR_OFFSET = ETH_HLEN + 16;
 
 function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
@@ -70,18 +81,27 @@ function settle<T>(fn: () => T): Promise<T> {
   }
 }
 
-function checkEndpointId(id: number): void {
-  if (!Number.isInteger(id) || id < 1 || id > MAX_ENDPOINT_ID) {
-    throw new DatapathError(`endpoint ${id}`, `id must be an integer 1..${MAX_ENDPOINT_ID}`);
-  }
+function message(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Why a pinned map cannot serve as an endpoint policy map; empty when it can. */
+function policyMapMismatches(map: BpfMap): string[] {
+  const want = { type: 'lpm_trie', keySize: POLICY_KEY_LAYOUT.size, valueSize: POLICY_ENTRY_LAYOUT.size, maxEntries: POLICY_MAP_MAX_ENTRIES, flags: BPF_F_NO_PREALLOC };
+  return (Object.keys(want) as Array<keyof typeof want>).filter((k) => map[k] !== want[k]).map((k) => `${k} is ${map[k]}, expected ${want[k]}`);
 }
 
 export class LinuxDatapath implements Datapath {
   readonly bpffsDir: string;
   private readonly maps: Record<MapName, BpfMap>;
   private readonly programs: Record<EndpointProgram, BpfProgram>;
-  private readonly policyMaps = new Map<number, BpfMap>();
   private readonly writes = new MapWriteCounter();
+  private readonly lxc: ShadowedMap;
+  private readonly ipcache: ShadowedMap;
+  private readonly policyMaps = new Map<number, ShadowedMap>();
+  // cilium_policy_maps as this process last wrote or read it: endpoint id -> policy map id. An
+  // endpoint absent here has no policy the programs can reach and drops everything (203).
+  private readonly policyAttached = new Map<number, number>();
   private readonly eventStream: EventStream;
   private closed = false;
 
@@ -94,12 +114,16 @@ export class LinuxDatapath implements Datapath {
     this.bpffsDir = bpffsDir;
     this.maps = maps;
     this.programs = programs;
+    this.lxc = new ShadowedMap(maps.cilium_lxc, 'cilium_lxc', this.writes);
+    this.ipcache = new ShadowedMap(maps.cilium_ipcache, 'cilium_ipcache', this.writes);
+    this.readPolicyAttachments(this.policyAttached);
     this.eventStream = new EventStream(maps.cilium_events, log);
   }
 
   /**
-   * Loads the endpoint programs, reusing the maps pinned in `bpffsDir` (or pinning new ones), and
-   * moves every endpoint found attached in cilium_lxc onto the new programs by atomic replace.
+   * Loads the endpoint programs, reusing the maps pinned in `bpffsDir` (or pinning new ones), reads
+   * the maps this datapath writes once, and moves every endpoint found attached in cilium_lxc onto
+   * the new programs by atomic replace.
    */
   static open(opts: LinuxDatapathOptions = {}): Promise<LinuxDatapath> {
     return settle(() => {
@@ -134,39 +158,35 @@ export class LinuxDatapath implements Datapath {
     });
   }
 
+  /**
+   * Creates the endpoint's (empty) policy map, its cilium_lxc entry and attaches the programs. The
+   * policy map becomes reachable only with the first successful syncPolicy: until then every
+   * packet of the endpoint drops with 203, as upstream before an endpoint's first regeneration.
+   */
   upsertEndpoint(ep: EndpointSpec): Promise<void> {
     return settle(() => {
       this.live();
-      checkEndpointId(ep.id);
-      if (!Number.isInteger(ep.ifindex) || ep.ifindex < 1) throw new DatapathError(`endpoint ${ep.id}`, `ifindex ${ep.ifindex} is not a valid interface index`);
+      checkEndpointSpec(ep);
       const key = encodeEndpointKey(ep.ipv4);
       const info: EndpointInfo = { ifindex: ep.ifindex, lxcId: ep.id, flags: 0, mac: ep.mac, nodeMac: ep.nodeMac, secId: ep.identity, parentIfindex: 0 };
       const value = encodeEndpointInfo(info);
 
-      // The policy map is complete and reachable before the endpoint can be looked up by IP, and
-      // the programs are attached last, so no packet meets a half-made endpoint.
-      const policy = this.policyMap(ep.id, true);
-      const idKey = u32(ep.id);
-      if (this.maps.cilium_policy_maps.lookup(idKey)?.readUInt32LE(0) !== policy.id) {
-        this.maps.cilium_policy_maps.update(idKey, u32(policy.fd));
-        this.writes.update('cilium_policy_maps');
-      }
+      this.policyMap(ep.id, true);
+      const moved: string[] = [];
       for (const [ip, old] of this.lxcEntriesOf(ep.id)) {
         if (ip === ep.ipv4) continue;
-        this.maps.cilium_lxc.delete(encodeEndpointKey(ip));
-        this.writes.delete('cilium_lxc');
-        this.flushConntrack(ip);
+        this.lxc.remove(encodeEndpointKey(ip));
+        moved.push(ip);
         if (old.ifindex !== ep.ifindex) this.detach(old.ifindex);
       }
-      const previous = this.maps.cilium_lxc.lookup(key);
-      if (previous !== undefined && decodeEndpointInfo(previous).lxcId !== ep.id) {
-        this.log.warn('endpoint address taken over from another endpoint', { endpoint: ep.id, ip: ep.ipv4, previousEndpoint: decodeEndpointInfo(previous).lxcId });
+      this.flushConntrack(moved);
+      const previous = this.lxc.contents.get(key.toString('hex'));
+      if (previous !== undefined && decodeEndpointInfo(previous.value).lxcId !== ep.id) {
+        this.log.warn('endpoint address taken over from another endpoint', { endpoint: ep.id, ip: ep.ipv4, previousEndpoint: decodeEndpointInfo(previous.value).lxcId });
       }
-      if (!previous?.equals(value)) {
-        this.maps.cilium_lxc.update(key, value);
-        this.writes.update('cilium_lxc');
-      }
-      this.attach(ep.ifindex);
+      this.lxc.set(key, value);
+      // The programs go on last, so no packet meets a half-made endpoint.
+      this.attach(ep.ifindex, ep.ifname);
     });
   }
 
@@ -186,9 +206,8 @@ export class LinuxDatapath implements Datapath {
     return settle(() => {
       this.live();
       const keep = new Set(keepIds);
-      const known = new Set<number>();
+      const known = new Set<number>(this.policyAttached.keys());
       for (const [, info] of this.lxcEntries()) known.add(info.lxcId);
-      for (const key of this.maps.cilium_policy_maps.keys()) known.add(key.readUInt32LE(0));
       for (const file of readdirSync(this.bpffsDir)) {
         const id = endpointIdOfPolicyPin(file);
         if (id !== undefined) known.add(id);
@@ -203,31 +222,59 @@ export class LinuxDatapath implements Datapath {
   syncIPCache(entries: readonly IPCacheEntry[]): Promise<SyncResult> {
     return settle(() => {
       this.live();
-      const desired = new Map<string, { key: Buffer; value: Buffer }>();
-      for (const e of entries) {
-        const key = encodeIpcacheKey(e.prefix);
-        const hex = key.toString('hex');
-        const prev = desired.get(hex);
-        const value = encodeRemoteEndpointInfo({ identity: e.identity, tunnelEndpoint: '0.0.0.0', encryptKey: 0, flags: 0 });
-        if (prev !== undefined && !prev.value.equals(value)) {
-          throw new DatapathError(`ipcache prefix ${decodeIpcacheKey(key)}`, `given twice with different identities (${prev.value.readUInt32LE(0)} and ${e.identity})`);
-        }
-        desired.set(hex, { key, value });
-      }
-      if (desired.size > this.maps.cilium_ipcache.maxEntries) {
-        throw new DatapathError('cilium_ipcache', `${desired.size} prefixes exceed its ${this.maps.cilium_ipcache.maxEntries} entries`);
-      }
-      return syncMap(this.maps.cilium_ipcache, 'cilium_ipcache', desired, this.writes);
+      return this.ipcache.sync(ipcacheContents(entries, this.ipcache.maxEntries));
     });
   }
 
+  /**
+   * Writes the endpoint's policy and makes it reachable. Fails closed: when the policy cannot be
+   * computed or written, the endpoint's policy map is taken out of cilium_policy_maps (every
+   * packet drops with 203) before the error is thrown; the next successful sync restores it.
+   */
   syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement?: Enforcement): Promise<SyncResult> {
     return settle(() => {
       this.live();
       checkEndpointId(endpointId);
       const map = this.policyMap(endpointId, false);
-      const desired: MapContents = policyMapContents(entries, enforcement);
-      return syncMap(map, policyMapName(endpointId), desired, this.writes);
+      let desired: MapContents;
+      try {
+        desired = policyMapContents(entries, enforcement);
+      } catch (err) {
+        this.failClosed(endpointId);
+        throw new DatapathError(`endpoint ${endpointId}`, `policy cannot be computed, endpoint drops all traffic (203) until a sync succeeds: ${message(err)}`, { cause: err });
+      }
+      try {
+        const diff = map.diff(desired);
+        const plan = safePolicyOrder(diff, map.contents);
+        let result: SyncResult;
+        if (plan.peak <= map.maxEntries) {
+          result = map.write(plan.writes);
+        } else {
+          // No order keeps both policies' bounds within the map's capacity: close the endpoint for
+          // the moment of the rewrite instead.
+          this.failClosed(endpointId);
+          result = map.write(compactPolicyOrder(diff));
+        }
+        this.attachPolicy(endpointId, map);
+        return result;
+      } catch (err) {
+        this.failClosed(endpointId);
+        throw new DatapathError(`endpoint ${endpointId}`, `policy write failed, endpoint drops all traffic (203) until a sync succeeds: ${message(err)}`, { cause: err });
+      }
+    });
+  }
+
+  /**
+   * Reads every map this datapath writes back from the kernel and repairs what differs from what
+   * it last wrote (entries changed behind its back); returns the repairs per map.
+   */
+  resync(): Promise<Record<string, SyncResult>> {
+    return settle(() => {
+      this.live();
+      const out: Record<string, SyncResult> = { cilium_lxc: this.lxc.resync(), cilium_ipcache: this.ipcache.resync() };
+      for (const map of this.policyMaps.values()) out[map.name] = map.resync();
+      out.cilium_policy_maps = this.resyncPolicyAttachments();
+      return out;
     });
   }
 
@@ -244,10 +291,18 @@ export class LinuxDatapath implements Datapath {
     return this.eventStream.drain();
   }
 
-  /** Runs an endpoint program on a crafted Ethernet frame (BPF_PROG_TEST_RUN); durationNs is per run. */
-  testRun(program: EndpointProgram, packet: Buffer, repeat = 1): TestRunResult {
+  /**
+   * Runs an endpoint program on a crafted Ethernet frame (BPF_PROG_TEST_RUN); durationNs is per
+   * run. The program sees the packet on interface `ifindex`; by default on the veth of the
+   * endpoint the frame belongs to (its source for from-container, its destination for
+   * to-container), as real traffic would be.
+   */
+  testRun(program: EndpointProgram, packet: Buffer, repeat = 1, ifindex?: number): TestRunResult {
     this.live();
-    return this.programs[program].testRun({ data: packet, repeat });
+    const dev = ifindex ?? this.endpointIfindexOf(program, packet);
+    const ctx = dev === undefined ? undefined : Buffer.alloc(SKB_CTX_SIZE);
+    ctx?.writeUInt32LE(dev!, SKB_IFINDEX_OFFSET);
+    return this.programs[program].testRun({ data: packet, repeat, ctx });
   }
 
   /** Kernel id of an endpoint program as loaded by this process (what tc shows attached). */
@@ -276,12 +331,12 @@ export class LinuxDatapath implements Datapath {
     this.live();
     const out: Array<{ tuple: CtTuple; entry: CtEntry }> = [];
     for (const name of CT_MAPS) {
-      for (const [key, value] of this.maps[name].entries()) out.push({ tuple: decodeCtTuple(key), entry: decodeCtEntry(value) });
+      for (const [key, value] of this.maps[name].lookupBatch()) out.push({ tuple: decodeCtTuple(key), entry: decodeCtEntry(value) });
     }
     return out;
   }
 
-  /** Writes this instance made, per map (policy maps by their pin name). */
+  /** Writes this instance made, per map (policy maps by their pin name), failed syncs included. */
   mapWrites(): Record<string, MapWriteCount> {
     return this.writes.snapshot();
   }
@@ -290,7 +345,7 @@ export class LinuxDatapath implements Datapath {
     if (this.closed) return;
     this.closed = true;
     await this.eventStream.stop();
-    for (const m of this.policyMaps.values()) m.close();
+    for (const m of this.policyMaps.values()) m.map.close();
     this.policyMaps.clear();
     for (const m of Object.values(this.maps)) m.close();
     for (const p of Object.values(this.programs)) p.close();
@@ -304,17 +359,18 @@ export class LinuxDatapath implements Datapath {
     return path.join(this.bpffsDir, policyMapName(id));
   }
 
-  /** The endpoint's pinned policy map; `create` makes one (allowing everything) when missing. */
-  private policyMap(id: number, create: boolean): BpfMap {
+  /** The endpoint's pinned policy map; `create` makes an empty one when missing. */
+  private policyMap(id: number, create: boolean): ShadowedMap {
     const cached = this.policyMaps.get(id);
     if (cached !== undefined) return cached;
     const pin = this.policyPinPath(id);
     let map: BpfMap;
     if (existsSync(pin)) {
       map = BpfMap.openPinned(pin);
-      if (map.type !== 'lpm_trie' || map.keySize !== POLICY_KEY_LAYOUT.size || map.valueSize !== POLICY_ENTRY_LAYOUT.size) {
+      const mismatches = policyMapMismatches(map);
+      if (mismatches.length > 0) {
         map.close();
-        throw new DatapathError(`policy map ${pin}`, `is a ${map.type} with ${map.keySize}-byte keys and ${map.valueSize}-byte values, not this datapath's layout`);
+        throw new DatapathError(`policy map ${pin}`, `is not this datapath's policy map: ${mismatches.join(', ')}`);
       }
     } else if (create) {
       map = BpfMap.create({
@@ -326,7 +382,6 @@ export class LinuxDatapath implements Datapath {
         flags: BPF_F_NO_PREALLOC,
       });
       try {
-        syncMap(map, policyMapName(id), policyMapContents([]), this.writes);
         map.pin(pin);
       } catch (err) {
         map.close();
@@ -335,12 +390,50 @@ export class LinuxDatapath implements Datapath {
     } else {
       throw new DatapathError(`endpoint ${id}`, `has no policy map at ${pin}; upsertEndpoint must come first`);
     }
-    this.policyMaps.set(id, map);
-    return map;
+    const shadowed = new ShadowedMap(map, policyMapName(id), this.writes);
+    this.policyMaps.set(id, shadowed);
+    return shadowed;
+  }
+
+  /** Makes the endpoint's policy map the one the programs use. */
+  private attachPolicy(id: number, map: ShadowedMap): void {
+    if (this.policyAttached.get(id) === map.map.id) return;
+    this.maps.cilium_policy_maps.update(u32(id), u32(map.map.fd));
+    this.policyAttached.set(id, map.map.id);
+    this.writes.update('cilium_policy_maps');
+  }
+
+  /** Takes the endpoint's policy out of the programs' reach: its packets drop with 203. */
+  private failClosed(id: number): void {
+    this.policyAttached.delete(id);
+    if (this.maps.cilium_policy_maps.delete(u32(id))) this.writes.delete('cilium_policy_maps');
+  }
+
+  private readPolicyAttachments(into: Map<number, number>): void {
+    for (const [key, value] of this.maps.cilium_policy_maps.entries()) into.set(key.readUInt32LE(0), value.readUInt32LE(0));
+  }
+
+  private resyncPolicyAttachments(): SyncResult {
+    const result: SyncResult = { added: 0, updated: 0, removed: 0 };
+    const actual = new Map<number, number>();
+    this.readPolicyAttachments(actual);
+    for (const id of actual.keys()) {
+      if (this.policyAttached.has(id)) continue;
+      this.failClosed(id);
+      result.removed++;
+    }
+    for (const [id, mapId] of [...this.policyAttached]) {
+      if (actual.get(id) === mapId) continue;
+      this.policyAttached.delete(id);
+      this.attachPolicy(id, this.policyMap(id, false));
+      if (actual.has(id)) result.updated++;
+      else result.added++;
+    }
+    return result;
   }
 
   private *lxcEntries(): Generator<[string, EndpointInfo]> {
-    for (const [key, value] of this.maps.cilium_lxc.entries()) {
+    for (const { key, value } of this.lxc.contents.values()) {
       const ip = decodeEndpointKey(key);
       if (ip !== undefined) yield [ip, decodeEndpointInfo(value)];
     }
@@ -350,12 +443,24 @@ export class LinuxDatapath implements Datapath {
     return [...this.lxcEntries()].filter(([, info]) => info.lxcId === id);
   }
 
-  private attach(ifindex: number): void {
+  /** The ifindex of the endpoint that owns the frame's source (from-container) or destination. */
+  private endpointIfindexOf(program: EndpointProgram, frame: Buffer): number | undefined {
+    if (frame.length < FRAME_DADDR_OFFSET + 4 || frame.readUInt16BE(ETH_HLEN - 2) !== ETH_P_IP) return undefined;
+    const ip = ipv4String(frame, program === 'from-container' ? FRAME_SADDR_OFFSET : FRAME_DADDR_OFFSET);
+    const entry = this.lxc.contents.get(encodeEndpointKey(ip).toString('hex'));
+    return entry === undefined ? undefined : decodeEndpointInfo(entry.value).ifindex;
+  }
+
+  private attach(ifindex: number, ifname: string): void {
     for (const direction of HOOKS) {
       const prog = this.programs[PROGRAM_OF_HOOK[direction]];
       const filter = { ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY };
-      // Replacing the filter in place swaps programs atomically: no packet passes unchecked.
-      if (tcQuery(filter) !== prog.id) tcAttach({ ...filter, progFd: prog.fd });
+      try {
+        // Replacing the filter in place swaps programs atomically: no packet passes unchecked.
+        if (tcQuery(filter) !== prog.id) tcAttach({ ...filter, progFd: prog.fd });
+      } catch (err) {
+        throw new DatapathError(`endpoint link ${ifname} (ifindex ${ifindex})`, `cannot attach ${prog.name} on tc ${direction}: ${message(err)}`, { cause: err });
+      }
     }
   }
 
@@ -373,39 +478,56 @@ export class LinuxDatapath implements Datapath {
     for (const [ip, info] of this.lxcEntries()) {
       try {
         if (HOOKS.some((direction) => tcQuery({ ifindex: info.ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined)) {
-          this.attach(info.ifindex);
+          this.attach(info.ifindex, `of endpoint ${info.lxcId}`);
         }
       } catch (err) {
         // The link may be gone with its pod; pruneEndpoints removes what is left.
-        this.log.warn('could not adopt endpoint programs', { endpoint: info.lxcId, ip, ifindex: info.ifindex, error: (err as Error).message });
+        this.log.warn('could not adopt endpoint programs', { endpoint: info.lxcId, ip, ifindex: info.ifindex, error: message(err) });
       }
     }
   }
 
   private removeEndpointState(id: number): void {
+    const ips: string[] = [];
     for (const [ip, info] of this.lxcEntriesOf(id)) {
       this.detach(info.ifindex);
-      this.maps.cilium_lxc.delete(encodeEndpointKey(ip));
-      this.writes.delete('cilium_lxc');
-      this.flushConntrack(ip);
+      this.lxc.remove(encodeEndpointKey(ip));
+      ips.push(ip);
     }
-    if (this.maps.cilium_policy_maps.delete(u32(id))) this.writes.delete('cilium_policy_maps');
-    this.policyMaps.get(id)?.close();
+    this.flushConntrack(ips);
+    this.failClosed(id);
+    this.policyMaps.get(id)?.map.close();
     this.policyMaps.delete(id);
     const pin = this.policyPinPath(id);
     if (existsSync(pin)) unlinkSync(pin);
   }
 
-  /** Drops the conntrack entries of an address that is leaving, so a reuse starts clean. */
-  private flushConntrack(ip: string): void {
+  /** Drops the conntrack entries of addresses that are leaving, so a reuse starts clean. */
+  private flushConntrack(ips: readonly string[]): void {
+    if (ips.length === 0) return;
+    const leaving = new Set(ips);
     for (const name of CT_MAPS) {
       const map = this.maps[name];
-      const stale = [...map.keys()].filter((key) => {
+      const stale = map.lookupBatch().map(([key]) => key).filter((key) => {
         const t = decodeCtTuple(key);
-        return t.saddr === ip || t.daddr === ip;
+        return leaving.has(t.saddr) || leaving.has(t.daddr);
       });
-      for (const key of stale) map.delete(key);
-      this.writes.delete(name, stale.length);
+      this.writes.delete(name, deleteKeys(map, stale));
     }
+  }
+}
+
+/**
+ * Deletes `keys` in batches; an LRU map may evict a key between listing and deleting, which fails
+ * a batch, so then each key is deleted on its own. Returns how many were deleted (what a failed
+ * batch removed before failing goes uncounted).
+ */
+function deleteKeys(map: BpfMap, keys: Buffer[]): number {
+  try {
+    map.deleteBatch(keys);
+    return keys.length;
+  } catch (err) {
+    if (!(err instanceof BpfError && err.errno === ENOENT)) throw err;
+    return keys.filter((key) => map.delete(key)).length;
   }
 }

@@ -1,36 +1,137 @@
-// Brings a map to a desired content by writing only the difference with what it holds.
+// A map together with what this process believes it holds (its shadow), so a sync diffs desired
+// state in memory instead of reading the whole map from the kernel each time. The shadow is
+// filled by one full read, changed only by writes that succeeded, and read again from the
+// kernel after any failed write; resync() repairs what others changed behind our back.
 import type { BpfMap } from '../libbpf/map.js';
 import type { SyncResult } from '../types.js';
+import { DatapathError } from './errors.js';
 import type { MapWriteCounter } from './map-writes.js';
 
-/** Desired entries keyed by the hex of the encoded key. */
-export type MapContents = ReadonlyMap<string, { key: Buffer; value: Buffer }>;
+export interface MapEntry {
+  key: Buffer;
+  value: Buffer;
+}
 
-/**
- * Additions and updates go first, removals last, so an entry that is being replaced by a more
- * specific one never leaves a moment in which neither is present. `mapName` labels the counts.
- */
-export function syncMap(map: BpfMap, mapName: string, desired: MapContents, writes: MapWriteCounter): SyncResult {
-  const current = new Map<string, { key: Buffer; value: Buffer }>();
-  for (const [key, value] of map.entries()) current.set(key.toString('hex'), { key, value });
+/** Entries keyed by the hex of the encoded key. */
+export type MapContents = ReadonlyMap<string, MapEntry>;
 
-  const result: SyncResult = { added: 0, updated: 0, removed: 0 };
-  for (const [hex, want] of desired) {
-    const have = current.get(hex);
-    if (have === undefined) {
-      map.update(want.key, want.value);
-      result.added++;
-    } else if (!have.value.equals(want.value)) {
-      map.update(want.key, want.value);
-      result.updated++;
+/** One write: an update when `value` is set, a delete otherwise. */
+export interface MapWrite {
+  hex: string;
+  key: Buffer;
+  value?: Buffer;
+}
+
+/** What turns the shadow into the desired contents. */
+export interface MapDiff {
+  adds: Array<MapWrite & MapEntry>;
+  updates: Array<MapWrite & MapEntry>;
+  removes: MapWrite[];
+}
+
+/** Additions and updates first, removals last. */
+function addsFirst(d: MapDiff): MapWrite[] {
+  return [...d.adds, ...d.updates, ...d.removes];
+}
+
+export class ShadowedMap {
+  private shadow = new Map<string, MapEntry>();
+
+  /** Reads the map once; `name` labels write counts and errors (policy maps by pin name). */
+  constructor(
+    readonly map: BpfMap,
+    readonly name: string,
+    private readonly writes: MapWriteCounter,
+  ) {
+    this.reload();
+  }
+
+  get contents(): MapContents {
+    return this.shadow;
+  }
+
+  get maxEntries(): number {
+    return this.map.maxEntries;
+  }
+
+  /** Replaces the shadow with what the kernel holds. */
+  reload(): void {
+    const fresh = new Map<string, MapEntry>();
+    for (const [key, value] of this.map.lookupBatch()) fresh.set(key.toString('hex'), { key, value });
+    this.shadow = fresh;
+  }
+
+  diff(desired: MapContents): MapDiff {
+    const out: MapDiff = { adds: [], updates: [], removes: [] };
+    for (const [hex, want] of desired) {
+      const have = this.shadow.get(hex);
+      if (have === undefined) out.adds.push({ hex, ...want });
+      else if (!have.value.equals(want.value)) out.updates.push({ hex, ...want });
     }
+    for (const [hex, have] of this.shadow) if (!desired.has(hex)) out.removes.push({ hex, key: have.key });
+    return out;
   }
-  for (const [hex, have] of current) {
-    if (desired.has(hex)) continue;
-    map.delete(have.key);
-    result.removed++;
+
+  /**
+   * Additions and updates first, removals last, so an entry being replaced by a more specific one
+   * never leaves a moment in which neither is present.
+   */
+  sync(desired: MapContents): SyncResult {
+    return this.write(addsFirst(this.diff(desired)));
   }
-  writes.update(mapName, result.added + result.updated);
-  writes.delete(mapName, result.removed);
-  return result;
+
+  /** Sets one entry unless the shadow says it already holds `value`; returns whether it wrote. */
+  set(key: Buffer, value: Buffer): boolean {
+    const have = this.shadow.get(key.toString('hex'));
+    if (have?.value.equals(value)) return false;
+    this.write([{ hex: key.toString('hex'), key, value }]);
+    return true;
+  }
+
+  /** Deletes one entry the shadow knows; returns whether it wrote. */
+  remove(key: Buffer): boolean {
+    const hex = key.toString('hex');
+    if (!this.shadow.has(hex)) return false;
+    this.write([{ hex, key }]);
+    return true;
+  }
+
+  /**
+   * Writes in the given order, keeping the shadow and the write counts in step with each write
+   * that succeeds. On a failure the shadow is read again from the kernel (the map is in a state
+   * between old and new) and the error names the map and how far the writes got.
+   */
+  write(writes: readonly MapWrite[]): SyncResult {
+    const result: SyncResult = { added: 0, updated: 0, removed: 0 };
+    let done = 0;
+    try {
+      for (const w of writes) {
+        const had = this.shadow.has(w.hex);
+        if (w.value === undefined) {
+          this.map.delete(w.key);
+          this.shadow.delete(w.hex);
+          this.writes.delete(this.name);
+          result.removed++;
+        } else {
+          this.map.update(w.key, w.value);
+          this.shadow.set(w.hex, { key: w.key, value: w.value });
+          this.writes.update(this.name);
+          if (had) result.updated++;
+          else result.added++;
+        }
+        done++;
+      }
+    } catch (err) {
+      this.reload();
+      throw new DatapathError(`map ${this.name}`, `write ${done + 1} of ${writes.length} failed (${(err as Error).message}); shadow re-read from the kernel`, { cause: err });
+    }
+    return result;
+  }
+
+  /** Reads the kernel's contents and writes back what this process last wrote where they differ. */
+  resync(): SyncResult {
+    const intended = this.shadow;
+    this.reload();
+    return this.write(addsFirst(this.diff(intended)));
+  }
 }

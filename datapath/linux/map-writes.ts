@@ -21,12 +21,6 @@ export class MapWriteCounter {
     return Object.fromEntries([...this.counts].map(([name, c]) => [name, { ...c }]));
   }
 
-  total(): number {
-    let n = 0;
-    for (const c of this.counts.values()) n += c.updates + c.deletes;
-    return n;
-  }
-
   private entry(map: string): MapWriteCount {
     let c = this.counts.get(map);
     if (c === undefined) {

@@ -2,6 +2,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ensureBpffs, isBpffs } from '../libbpf/bpffs.js';
+import { DatapathError } from './errors.js';
 
 const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 
@@ -29,12 +30,16 @@ export function endpointIdOfPolicyPin(name: string): number | undefined {
 }
 
 /**
- * Makes `dir` a directory on a bpffs: under /sys/fs/bpf the host bpffs is mounted there if
- * missing (as the upstream agent does); anywhere else a bpffs is mounted at `dir` itself.
+ * Makes sure `dir` is a directory on a bpffs. The host bpffs at /sys/fs/bpf is mounted when
+ * missing (as the upstream agent does) and the directory created under it; anywhere else the
+ * directory must already be on a bpffs: a mount made here would outlive the process with nobody
+ * to unmount it.
  */
 export function preparePinDir(dir: string): void {
   if (isBpffs(dir)) return;
-  if (dir === BPFFS_ROOT || dir.startsWith(`${BPFFS_ROOT}/`)) ensureBpffs(BPFFS_ROOT);
+  if (dir !== BPFFS_ROOT && !dir.startsWith(`${BPFFS_ROOT}/`)) {
+    throw new DatapathError(`pin directory ${dir}`, `is not on a bpffs; use a directory under ${BPFFS_ROOT} or mount a bpffs there first`);
+  }
+  ensureBpffs(BPFFS_ROOT);
   mkdirSync(dir, { recursive: true });
-  if (!isBpffs(dir)) ensureBpffs(dir);
 }

@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import path from 'node:path';
 import { BpfMap } from '../libbpf/map.js';
 import { CT_ENTRY_LAYOUT } from '../maps/ct.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../maps/protocols.js';
 import { newLogger } from '../../controllers/runtime/log.js';
 import type { DatapathEvent, DropEvent, PolicyEntry, PolicyVerdictEvent, TraceEvent } from '../types.js';
 import { LinuxDatapath, type EndpointProgram } from './linux-datapath.js';
@@ -13,9 +14,9 @@ import { arpPacket, icmpPacket, ipv6Packet, tcpPacket, TCP_ACK, TCP_FIN, TCP_SYN
 
 const PASS = 0; // TC_ACT_OK
 const DROP = 2; // TC_ACT_SHOT
-const TCP = 6;
-const UDP = 17;
-const ICMP = 1;
+const TCP = IPPROTO_TCP;
+const UDP = IPPROTO_UDP;
+const ICMP = IPPROTO_ICMP;
 
 const A = { id: 101, ipv4: '10.200.0.1', identity: 50001 };
 const B = { id: 102, ipv4: '10.200.0.2', identity: 50002 };
@@ -57,14 +58,18 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
   afterEach(async function () {
     try {
       await dp?.pruneEndpoints([]);
-      await dp?.close();
     } finally {
-      removePinDir(pinDir);
+      try {
+        await dp?.close();
+      } finally {
+        removePinDir(pinDir);
+      }
     }
   });
 
-  function run(program: EndpointProgram, packet: Buffer): number {
-    return dp.testRun(program, packet).retval;
+  /** Runs a program as if on the veth of the endpoint the packet belongs to, or on `ifindex`. */
+  function run(program: EndpointProgram, packet: Buffer, ifindex?: number): number {
+    return dp.testRun(program, packet, 1, ifindex).retval;
   }
   /** A new TCP connection from A (egress of A). */
   function synFromA(dst: string, dport: number): number {
@@ -85,7 +90,23 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
     return dp.drainEvents().filter((e): e is PolicyVerdictEvent => e.type === 'policy-verdict');
   }
 
+  describe('before the first policy sync', function () {
+    it('drops every packet of the endpoint with 203, in both directions', function () {
+      expect(synFromA(WORLD_IP, 22)).to.equal(DROP);
+      expect(synToA(DB.ip, 80)).to.equal(DROP);
+      const drops = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
+      expect(drops.map((d) => [d.reason, d.endpointId, d.direction])).to.deep.equal([
+        [203, A.id, 'egress'],
+        [203, A.id, 'ingress'],
+      ]);
+    });
+  });
+
   describe('without policy', function () {
+    beforeEach(async function () {
+      await policyA([]);
+    });
+
     it('allows everything in both directions', function () {
       expect(synFromA(WORLD_IP, 22)).to.equal(PASS);
       expect(synFromA(DB.ip, 5432)).to.equal(PASS);
@@ -135,6 +156,21 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       expect(run('from-container', udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 65535 }))).to.equal(PASS);
       expect(synFromA(WEB.ip, 53)).to.equal(DROP);
       expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 8, id: 1 }))).to.equal(DROP);
+    });
+
+    it('expands a port range with any protocol to TCP, UDP and SCTP only', async function () {
+      await policyA([egress(WEB.identity, 0, 0, 100)]);
+      expect(synFromA(WEB.ip, 80)).to.equal(PASS);
+      expect(run('from-container', udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 0 }))).to.equal(PASS);
+      expect(synFromA(WEB.ip, 101)).to.equal(DROP);
+      expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 8, id: 3 }))).to.equal(DROP);
+    });
+
+    it('does not let one allowed ICMP type make another look established', async function () {
+      await policyA([egress(WEB.identity, ICMP, 13)]);
+      expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 13 }))).to.equal(PASS);
+      expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 13 }))).to.equal(PASS);
+      expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 15 }))).to.equal(DROP);
     });
 
     it('allows ICMP by type', async function () {
@@ -239,7 +275,7 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       const ct = BpfMap.openPinned(path.join(pinDir!, 'cilium_ct4_global'));
       try {
         for (const [key, value] of ct.entries()) {
-          value.writeUInt32LE(1, CT_ENTRY_LAYOUT.members.lifetime); // expired long ago
+          value.writeUInt32LE(1, CT_ENTRY_LAYOUT.members.lifetime.offset); // expired long ago
           ct.update(key, value);
         }
       } finally {
@@ -287,6 +323,25 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
         [4, 0],
       ]);
     });
+    it('relates only ICMP errors about this endpoint\'s own flows, and only types 3, 11, 12', async function () {
+      await policyA([egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]);
+      await dp.syncPolicy(B.id, [egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]);
+      const queryA = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
+      const queryB = udpPacket({ src: B.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
+      const toA = udpPacket({ src: WEB.ip, dst: A.ipv4, sport: nextPort(), dport: 5000 });
+      const toB = udpPacket({ src: WEB.ip, dst: B.ipv4, sport: nextPort(), dport: 5000 });
+      for (const [program, packet] of [['from-container', queryA], ['from-container', queryB], ['to-container', toA], ['to-container', toB]] as const) {
+        expect(run(program, packet)).to.equal(PASS);
+      }
+      // Delivered to A: about A's query yes, about B's query no; a redirect is never related.
+      expect(run('to-container', icmpPacket({ src: WEB.ip, dst: A.ipv4, type: 3, code: 3, quote: queryA }))).to.equal(PASS);
+      expect(run('to-container', icmpPacket({ src: WEB.ip, dst: A.ipv4, type: 3, code: 3, quote: queryB }))).to.equal(DROP);
+      expect(run('to-container', icmpPacket({ src: WEB.ip, dst: A.ipv4, type: 5, quote: queryA }))).to.equal(DROP);
+      expect(run('to-container', icmpPacket({ src: WEB.ip, dst: A.ipv4, type: 12, quote: queryA }))).to.equal(PASS);
+      // Sent by A: about what A received yes, about what B received no.
+      expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 3, code: 3, quote: toA }))).to.equal(PASS);
+      expect(run('from-container', icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 3, code: 3, quote: toB }))).to.equal(DROP);
+    });
   });
 
   describe('what the programs record', function () {
@@ -319,6 +374,23 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
         direction: 'ingress',
         packet: { srcIp: DB.ip, dstIp: A.ipv4, protocol: TCP, srcPort: 4444, dstPort: 443, flags: TCP_SYN },
       });
+    });
+
+    it('judges a packet only on the veth of the endpoint that owns its address (132, 151)', async function () {
+      await policyA([]);
+      await dp.syncPolicy(B.id, []);
+      const fromA = tcpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 80, flags: TCP_SYN });
+      const toA = tcpPacket({ src: WEB.ip, dst: A.ipv4, sport: nextPort(), dport: 80, flags: TCP_SYN });
+      expect(run('from-container', fromA, linkA!.ifindex)).to.equal(PASS);
+      expect(run('to-container', toA, linkA!.ifindex)).to.equal(PASS);
+      // B sending with A's address, and A's traffic handed to B's veth.
+      expect(run('from-container', fromA, linkB!.ifindex)).to.equal(DROP);
+      expect(run('to-container', toA, linkB!.ifindex)).to.equal(DROP);
+      const drops = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
+      expect(drops.map((d) => [d.reason, d.direction])).to.deep.equal([
+        [132, 'egress'],
+        [151, 'ingress'],
+      ]);
     });
 
     it('drops spoofed sources (132) and IPv6 (139), passes ARP', function () {

@@ -1,48 +1,50 @@
 // Records of the cilium_events ring buffer (layout in bpf/README.md) decoded to DatapathEvent.
 import type { DatapathEvent, Direction, PacketSummary } from '../types.js';
 import { ipv4String } from './ipv4.js';
-import type { StructLayout } from './layout.js';
+import { IPPROTO_ICMP, IPPROTO_TCP } from './protocols.js';
+import { at, type StructLayout } from './layout.js';
 
-export const NOTIFY_COMMON_LAYOUT: StructLayout = {
+export const NOTIFY_COMMON_LAYOUT = {
   struct: 'notify_common',
   size: 16,
-  members: { type: 0, subtype: 1, source: 2, len_orig: 4, len_cap: 8, version: 10, dir: 11, ifindex: 12 },
-};
+  members: { type: at(0, 1), subtype: at(1, 1), source: at(2, 2), len_orig: at(4, 4), len_cap: at(8, 2), version: at(10, 1), dir: at(11, 1), ifindex: at(12, 4) },
+} as const satisfies StructLayout;
 
-export const NOTIFY_HEAD_LAYOUT: StructLayout = {
+export const NOTIFY_HEAD_LAYOUT = {
   struct: 'notify_head',
   size: 24,
-  members: { hdr: 0, src_label: 16, dst_label: 20 },
-};
+  members: { hdr: at(0, 16), src_label: at(16, 4), dst_label: at(20, 4) },
+} as const satisfies StructLayout;
 
-export const DROP_NOTIFY_LAYOUT: StructLayout = {
+export const DROP_NOTIFY_LAYOUT = {
   struct: 'drop_notify',
   size: 96,
-  members: { head: 0, line: 24, file: 26, data: 32 },
-};
+  members: { head: at(0, 24), line: at(24, 2), file: at(26, 1), data: at(32, 64) },
+} as const satisfies StructLayout;
 
-export const TRACE_NOTIFY_LAYOUT: StructLayout = {
+export const TRACE_NOTIFY_LAYOUT = {
   struct: 'trace_notify',
   size: 96,
-  members: { head: 0, reason: 24, data: 32 },
-};
+  members: { head: at(0, 24), reason: at(24, 1), data: at(32, 64) },
+} as const satisfies StructLayout;
 
-export const POLICY_VERDICT_NOTIFY_LAYOUT: StructLayout = {
+export const POLICY_VERDICT_NOTIFY_LAYOUT = {
   struct: 'policy_verdict_notify',
   size: 96,
-  members: { head: 0, verdict: 24, match_type: 28, data: 32 },
-};
+  members: { head: at(0, 24), verdict: at(24, 4), match_type: at(28, 1), data: at(32, 64) },
+} as const satisfies StructLayout;
 
 // Upstream monitor message types.
 const TYPE_DROP = 1;
 const TYPE_TRACE = 4;
 const TYPE_POLICY_VERDICT = 5;
 const RECORD_VERSION = 1;
-const RECORD_SIZE = 96;
-const DATA_OFFSET = 32;
-
-const IPPROTO_ICMP = 1;
-const IPPROTO_TCP = 6;
+// Every record type has the same size and capture offset (static asserts in bpf/lib/notify.h).
+const RECORD_SIZE = DROP_NOTIFY_LAYOUT.size;
+const DATA_OFFSET = DROP_NOTIFY_LAYOUT.members.data.offset;
+// The common header starts every record (notify_head.hdr at 0, each record's head at 0).
+const C = NOTIFY_COMMON_LAYOUT.members;
+const H = NOTIFY_HEAD_LAYOUT.members;
 
 export class EventDecodeError extends Error {
   constructor(reason: string) {
@@ -81,28 +83,28 @@ export function decodePacketSummary(data: Buffer): PacketSummary {
 
 export function decodeEvent(record: Buffer): DatapathEvent {
   if (record.length < RECORD_SIZE) throw new EventDecodeError(`${record.length} bytes, records are ${RECORD_SIZE}`);
-  const version = record.readUInt8(10);
+  const version = record.readUInt8(C.version.offset);
   if (version !== RECORD_VERSION) throw new EventDecodeError(`version ${version}, expected ${RECORD_VERSION}`);
-  const type = record.readUInt8(0);
-  const lenCap = Math.min(record.readUInt16LE(8), RECORD_SIZE - DATA_OFFSET);
+  const type = record.readUInt8(C.type.offset);
+  const lenCap = Math.min(record.readUInt16LE(C.len_cap.offset), RECORD_SIZE - DATA_OFFSET);
   const base = {
-    endpointId: record.readUInt16LE(2),
-    srcIdentity: record.readUInt32LE(16),
-    dstIdentity: record.readUInt32LE(20),
+    endpointId: record.readUInt16LE(C.source.offset),
+    srcIdentity: record.readUInt32LE(H.src_label.offset),
+    dstIdentity: record.readUInt32LE(H.dst_label.offset),
     packet: decodePacketSummary(record.subarray(DATA_OFFSET, DATA_OFFSET + lenCap)),
   };
   switch (type) {
     case TYPE_DROP:
-      return { type: 'drop', ...base, reason: record.readUInt8(1), direction: direction(record.readUInt8(11)) };
+      return { type: 'drop', ...base, reason: record.readUInt8(C.subtype.offset), direction: direction(record.readUInt8(C.dir.offset)) };
     case TYPE_TRACE:
-      return { type: 'trace', ...base, observationPoint: record.readUInt8(1), ctState: record.readUInt8(24) };
+      return { type: 'trace', ...base, observationPoint: record.readUInt8(C.subtype.offset), ctState: record.readUInt8(TRACE_NOTIFY_LAYOUT.members.reason.offset) };
     case TYPE_POLICY_VERDICT:
       return {
         type: 'policy-verdict',
         ...base,
-        direction: direction(record.readUInt8(11)),
-        verdict: record.readUInt32LE(24),
-        matchType: record.readUInt8(28),
+        direction: direction(record.readUInt8(C.dir.offset)),
+        verdict: record.readUInt32LE(POLICY_VERDICT_NOTIFY_LAYOUT.members.verdict.offset),
+        matchType: record.readUInt8(POLICY_VERDICT_NOTIFY_LAYOUT.members.match_type.offset),
       };
     default:
       throw new EventDecodeError(`unknown message type ${type}`);

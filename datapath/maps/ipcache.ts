@@ -1,19 +1,22 @@
 // cilium_ipcache (v1 layout): IPv4 prefix -> security identity, an LPM trie.
 import { formatIPv4Prefix, ipv4Bytes, ipv4String, parseIPv4Prefix } from './ipv4.js';
-import type { StructLayout } from './layout.js';
+import { at, type StructLayout } from './layout.js';
 import { ENDPOINT_KEY_IPV4 } from './lxc.js';
 
-export const IPCACHE_KEY_LAYOUT: StructLayout = {
+export const IPCACHE_KEY_LAYOUT = {
   struct: 'ipcache_key',
   size: 24,
-  members: { prefixlen: 0, cluster_id: 4, pad1: 6, family: 7, ip: 8 },
-};
+  members: { prefixlen: at(0, 4), cluster_id: at(4, 2), pad1: at(6, 1), family: at(7, 1), ip: at(8, 16) },
+} as const satisfies StructLayout;
 
-export const REMOTE_ENDPOINT_INFO_LAYOUT: StructLayout = {
+export const REMOTE_ENDPOINT_INFO_LAYOUT = {
   struct: 'remote_endpoint_info',
   size: 12,
-  members: { sec_identity: 0, tunnel_endpoint: 4, pad: 8, key: 10, flags: 11 },
-};
+  members: { sec_identity: at(0, 4), tunnel_endpoint: at(4, 4), pad: at(8, 2), key: at(10, 1), flags: at(11, 1) },
+} as const satisfies StructLayout;
+
+const K = IPCACHE_KEY_LAYOUT.members;
+const V = REMOTE_ENDPOINT_INFO_LAYOUT.members;
 
 // The trie prefix also spans cluster_id, pad1 and family ahead of the address.
 const PREFIX_BASE_BITS = 32;
@@ -30,30 +33,30 @@ export interface RemoteEndpointInfo {
 export function encodeIpcacheKey(prefix: string): Buffer {
   const p = parseIPv4Prefix(prefix, 'ipcache prefix');
   const buf = Buffer.alloc(IPCACHE_KEY_LAYOUT.size);
-  buf.writeUInt32LE(PREFIX_BASE_BITS + p.bits, 0);
-  buf.writeUInt8(ENDPOINT_KEY_IPV4, 7);
-  p.addr.copy(buf, 8);
+  buf.writeUInt32LE(PREFIX_BASE_BITS + p.bits, K.prefixlen.offset);
+  buf.writeUInt8(ENDPOINT_KEY_IPV4, K.family.offset);
+  p.addr.copy(buf, K.ip.offset);
   return buf;
 }
 
 export function decodeIpcacheKey(buf: Buffer): string {
-  return formatIPv4Prefix({ addr: buf.subarray(8, 12), bits: buf.readUInt32LE(0) - PREFIX_BASE_BITS });
+  return formatIPv4Prefix({ addr: buf.subarray(K.ip.offset, K.ip.offset + 4), bits: buf.readUInt32LE(K.prefixlen.offset) - PREFIX_BASE_BITS });
 }
 
 export function encodeRemoteEndpointInfo(info: RemoteEndpointInfo): Buffer {
   const buf = Buffer.alloc(REMOTE_ENDPOINT_INFO_LAYOUT.size);
-  buf.writeUInt32LE(info.identity, 0);
-  ipv4Bytes(info.tunnelEndpoint, 'tunnel endpoint').copy(buf, 4);
-  buf.writeUInt8(info.encryptKey, 10);
-  buf.writeUInt8(info.flags, 11);
+  buf.writeUInt32LE(info.identity, V.sec_identity.offset);
+  ipv4Bytes(info.tunnelEndpoint, 'tunnel endpoint').copy(buf, V.tunnel_endpoint.offset);
+  buf.writeUInt8(info.encryptKey, V.key.offset);
+  buf.writeUInt8(info.flags, V.flags.offset);
   return buf;
 }
 
 export function decodeRemoteEndpointInfo(buf: Buffer): RemoteEndpointInfo {
   return {
-    identity: buf.readUInt32LE(0),
-    tunnelEndpoint: ipv4String(buf, 4),
-    encryptKey: buf.readUInt8(10),
-    flags: buf.readUInt8(11),
+    identity: buf.readUInt32LE(V.sec_identity.offset),
+    tunnelEndpoint: ipv4String(buf, V.tunnel_endpoint.offset),
+    encryptKey: buf.readUInt8(V.key.offset),
+    flags: buf.readUInt8(V.flags.offset),
   };
 }

@@ -1,8 +1,26 @@
 // IPv4 addresses and MACs as the byte strings map keys and values hold (network order).
 import { assertIPv4, assertIPv4Prefix, assertMac } from '../netns/validate.js';
 
+// The 4 bytes of a dotted quad already validated.
+function quadBytes(ip: string): Buffer {
+  const b = Buffer.alloc(4);
+  let octet = 0;
+  let i = 0;
+  for (let c = 0; c < ip.length; c++) {
+    const code = ip.charCodeAt(c);
+    if (code === 0x2e) {
+      b[i++] = octet;
+      octet = 0;
+    } else {
+      octet = octet * 10 + code - 0x30;
+    }
+  }
+  b[i] = octet;
+  return b;
+}
+
 export function ipv4Bytes(ip: string, field = 'IPv4 address'): Buffer {
-  return Buffer.from(assertIPv4(ip, field).split('.').map(Number));
+  return quadBytes(assertIPv4(ip, field));
 }
 
 export function ipv4String(buf: Buffer, offset = 0): string {
@@ -21,7 +39,7 @@ export function parseIPv4Prefix(prefix: string, field = 'IPv4 prefix'): IPv4Pref
   assertIPv4Prefix(text, field);
   const [ip = '', len = ''] = text.split('/');
   const bits = Number(len);
-  const addr = ipv4Bytes(ip, field);
+  const addr = quadBytes(ip);
   const value = bits === 0 ? 0 : (addr.readUInt32BE(0) & (~0 << (32 - bits))) >>> 0;
   addr.writeUInt32BE(value, 0);
   return { addr, bits };

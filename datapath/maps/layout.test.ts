@@ -6,7 +6,7 @@ import type { Btf } from '../libbpf/btf.js';
 import { BpfObject } from '../libbpf/object.js';
 import { LXC_OBJECT_PATH } from '../linux/paths.js';
 import { DATAPATH_LAYOUTS } from './datapath-layouts.js';
-import { assertLayouts, LayoutMismatchError, layoutMismatches } from './layout.js';
+import { assertLayouts, at, LayoutMismatchError, layoutMismatches } from './layout.js';
 import { ENDPOINT_INFO_LAYOUT } from './lxc.js';
 
 describe('codec layouts against bpf_lxc.o BTF', function () {
@@ -29,11 +29,12 @@ describe('codec layouts against bpf_lxc.o BTF', function () {
 
   it('report a moved member, a wrong size and a missing struct by name', function () {
     const drifted = [
-      { ...ENDPOINT_INFO_LAYOUT, size: 40, members: { ...ENDPOINT_INFO_LAYOUT.members, sec_id: 28 } },
+      { ...ENDPOINT_INFO_LAYOUT, size: 40, members: { ...ENDPOINT_INFO_LAYOUT.members, sec_id: at(28, 4), lxc_id: at(6, 4) } },
       { struct: 'no_such_struct', size: 4, members: {} },
     ];
     expect(layoutMismatches(btf, drifted)).to.deep.equal([
       'endpoint_info: size 48 in BTF, 40 in codec',
+      'endpoint_info.lxc_id: size 2 in BTF, 4 in codec',
       'endpoint_info.sec_id: offset 32 in BTF, 28 in codec',
       layoutMismatches(btf, [drifted[1]!])[0],
     ]);

@@ -2,12 +2,23 @@
 // the object, so a C change that moves a field fails at load instead of corrupting map entries.
 import type { Btf } from '../libbpf/btf.js';
 
+/** Where a member sits and how many bytes it takes; the codecs read and write at these numbers. */
+export interface MemberLayout {
+  offset: number;
+  size: number;
+}
+
 export interface StructLayout {
   /** C struct name as it appears in BTF. */
   struct: string;
   size: number;
-  /** Byte offset of every member the codec reads or writes. */
-  members: Readonly<Record<string, number>>;
+  /** Every member of the struct. */
+  members: Readonly<Record<string, MemberLayout>>;
+}
+
+/** A member at `offset` of `size` bytes. */
+export function at(offset: number, size: number): MemberLayout {
+  return { offset, size };
 }
 
 export class LayoutMismatchError extends Error {
@@ -36,15 +47,16 @@ export function layoutMismatches(btf: Btf, layouts: readonly StructLayout[]): st
       continue;
     }
     if (size !== layout.size) found.push(`${layout.struct}: size ${size} in BTF, ${layout.size} in codec`);
-    for (const [member, offset] of Object.entries(layout.members)) {
-      let actual: number;
+    for (const [member, want] of Object.entries(layout.members)) {
+      let actual: MemberLayout;
       try {
-        actual = btf.memberOffset(layout.struct, member);
+        actual = { offset: btf.memberOffset(layout.struct, member), size: btf.memberSize(layout.struct, member) };
       } catch (err) {
         found.push(`${layout.struct}.${member}: not in BTF (${describeFailure(err)})`);
         continue;
       }
-      if (actual !== offset) found.push(`${layout.struct}.${member}: offset ${actual} in BTF, ${offset} in codec`);
+      if (actual.offset !== want.offset) found.push(`${layout.struct}.${member}: offset ${actual.offset} in BTF, ${want.offset} in codec`);
+      if (actual.size !== want.size) found.push(`${layout.struct}.${member}: size ${actual.size} in BTF, ${want.size} in codec`);
     }
   }
   return found;

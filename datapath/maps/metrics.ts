@@ -1,21 +1,18 @@
 // cilium_metrics: per-CPU packet and byte counters by reason and direction.
 import type { Direction } from '../types.js';
-import type { StructLayout } from './layout.js';
+import { at, type StructLayout } from './layout.js';
 
-export const METRICS_KEY_LAYOUT: StructLayout = {
+export const METRICS_KEY_LAYOUT = {
   struct: 'metrics_key',
   size: 8,
-  members: { reason: 0, dir: 1, line: 2, file: 4, reserved: 5 },
-};
+  members: { reason: at(0, 1), dir: at(1, 1), line: at(2, 2), file: at(4, 1), reserved: at(5, 3) },
+} as const satisfies StructLayout;
 
-export const METRICS_VALUE_LAYOUT: StructLayout = {
+export const METRICS_VALUE_LAYOUT = {
   struct: 'metrics_value',
   size: 16,
-  members: { count: 0, bytes: 8 },
-};
-
-/** Reason 0 counts forwarded packets; 130 and up are upstream drop reasons. */
-export const REASON_FORWARDED = 0;
+  members: { count: at(0, 8), bytes: at(8, 8) },
+} as const satisfies StructLayout;
 
 export interface MetricsKey {
   reason: number;
@@ -30,14 +27,20 @@ export interface Counter {
   bytes: number;
 }
 
+/** Reason 0 counts forwarded packets; 130 and up are upstream drop reasons. */
+export const REASON_FORWARDED = 0;
+
+const K = METRICS_KEY_LAYOUT.members;
+const V = METRICS_VALUE_LAYOUT.members;
+
 const DIRECTIONS: Record<number, Direction> = { 1: 'ingress', 2: 'egress' };
 
 export function decodeMetricsKey(buf: Buffer): MetricsKey {
   return {
-    reason: buf.readUInt8(0),
-    direction: DIRECTIONS[buf.readUInt8(1) & 0x3] ?? 'unknown',
-    line: buf.readUInt16LE(2),
-    file: buf.readUInt8(4),
+    reason: buf.readUInt8(K.reason.offset),
+    direction: DIRECTIONS[buf.readUInt8(K.dir.offset) & 0x3] ?? 'unknown',
+    line: buf.readUInt16LE(K.line.offset),
+    file: buf.readUInt8(K.file.offset),
   };
 }
 
@@ -46,8 +49,8 @@ export function sumPerCpu(values: readonly Buffer[]): Counter {
   let count = 0n;
   let bytes = 0n;
   for (const v of values) {
-    count += v.readBigUInt64LE(0);
-    bytes += v.readBigUInt64LE(8);
+    count += v.readBigUInt64LE(V.count.offset);
+    bytes += v.readBigUInt64LE(V.bytes.offset);
   }
   return { count: Number(count), bytes: Number(bytes) };
 }

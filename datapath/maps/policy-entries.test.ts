@@ -115,6 +115,23 @@ describe('policyMapContents', function () {
     ]);
   });
 
+  it('expands a port range of any protocol to TCP, UDP and SCTP, never to every protocol', function () {
+    const r = rows([entry({ identity: 4, protocol: 0, port: 0, endPort: 100 })]).filter((x) => x.identity === 4);
+    expect(r.map((x) => x.protocol)).to.have.members([...Array<number>(4).fill(6), ...Array<number>(4).fill(17), ...Array<number>(4).fill(132)]);
+    // 0..100 is 0/10, 64/11, 96/14, 100/16: port prefix bits on top of the protocol's 8.
+    expect(r.filter((x) => x.protocol === 6).map((x) => [x.dport, x.prefixLen])).to.deep.equal([
+      [0, 18],
+      [64, 19],
+      [96, 22],
+      [100, 24],
+    ]);
+    expect(rows([entry({ identity: 4, protocol: 0, port: 0, endPort: 65535 })]).filter((x) => x.identity === 4).map((x) => [x.protocol, x.prefixLen])).to.deep.equal([
+      [6, 8],
+      [17, 8],
+      [132, 8],
+    ]);
+  });
+
   it('merges duplicates, deny winning', function () {
     expect(rows([entry({ identity: 3, port: 22 }), entry({ identity: 3, port: 22, deny: true }), entry({ identity: 3, port: 22 })]).filter((x) => x.identity === 3)).to.deep.equal([
       { identity: 3, egress: false, protocol: 6, dport: 22, prefixLen: 24, deny: true },
@@ -124,6 +141,7 @@ describe('policyMapContents', function () {
   it('rejects malformed entries, naming them', function () {
     const bad: Array<[Partial<PolicyEntry>, RegExp]> = [
       [{ port: 70000 }, /port must be an integer 0..65535/],
+      [{ protocol: 47, port: 1 }, /protocol 47 has no ports/],
       [{ port: 90, endPort: 80 }, /endPort must be an integer port..65535/],
       [{ protocol: 1, port: 300 }, /ICMP types must be 0..255/],
       [{ protocol: 256 }, /protocol must be an integer 0..255/],

@@ -59,12 +59,16 @@ function keysOfEntry(e: PolicyEntry): PolicyKey[] {
   }
   const end = e.endPort ?? e.port;
   if (!Number.isInteger(end) || end < e.port || end > 65535) fail('endPort must be an integer port..65535');
-  const protocols = e.protocol === 0 ? (e.port === 0 ? [0] : PORT_PROTOCOLS) : [e.protocol];
+  const anyPort = e.port === 0 && e.endPort === undefined;
+  if (e.protocol !== 0 && !PORT_PROTOCOLS.includes(e.protocol) && !anyPort) fail(`protocol ${e.protocol} has no ports; port must be 0 without endPort`);
+  // Any protocol with a port or a port range (even 0..N) means every protocol that has ports, as
+  // upstream expands it; only "any protocol, any port" is a wildcard over protocols too.
+  const protocols = e.protocol !== 0 ? [e.protocol] : anyPort ? [0] : PORT_PROTOCOLS;
   const keys: PolicyKey[] = [];
   for (const protocol of protocols) {
     if (protocol === 0) {
       keys.push({ ...base, protocol: 0, dport: 0, prefixLen: 0 });
-    } else if (e.port === 0 && e.endPort === undefined) {
+    } else if (anyPort) {
       keys.push({ ...base, protocol, dport: 0, prefixLen: PROTOCOL_PREFIX_BITS });
     } else {
       for (const p of portRangePrefixes(e.port, end)) keys.push({ ...base, protocol, dport: p.port, prefixLen: PROTOCOL_PREFIX_BITS + p.bits });
@@ -114,9 +118,12 @@ export function policyMapContents(entries: readonly PolicyEntry[], enforcement?:
   }
   for (const e of entries) for (const key of keysOfEntry(e)) add(key, e.deny);
 
+  // Only an identity and direction with a deny can have an allow under a deny.
+  const scope = (k: PolicyKey): string => `${k.identity}/${k.egress}`;
+  const withDeny = new Set([...desired.values()].filter((d) => d.deny).map((d) => scope(d.key)));
   const out: PolicyMapContents = new Map();
   for (const [hex, d] of desired) {
-    const deny = d.deny || coveringKeys(d.key).some((c) => desired.get(c)?.deny === true);
+    const deny = d.deny || (withDeny.has(scope(d.key)) && coveringKeys(d.key).some((c) => desired.get(c)?.deny === true));
     out.set(hex, { key: encodePolicyKey(d.key), value: encodePolicyValue({ deny, prefixLen: d.key.prefixLen }) });
   }
   if (out.size > POLICY_MAP_MAX_ENTRIES) {

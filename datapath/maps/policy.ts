@@ -1,19 +1,22 @@
 // cilium_policy_<id>: one endpoint's policy, an LPM trie (upstream v2 policy_key/policy_entry).
-import type { StructLayout } from './layout.js';
+import { at, type StructLayout } from './layout.js';
 
-export const POLICY_KEY_LAYOUT: StructLayout = {
+export const POLICY_KEY_LAYOUT = {
   struct: 'policy_key',
   size: 12,
-  members: { prefixlen: 0, sec_label: 4, egress: 8, protocol: 9, dport: 10 },
-};
+  members: { prefixlen: at(0, 4), sec_label: at(4, 4), egress: at(8, 1), protocol: at(9, 1), dport: at(10, 2) },
+} as const satisfies StructLayout;
 
-export const POLICY_ENTRY_LAYOUT: StructLayout = {
+export const POLICY_ENTRY_LAYOUT = {
   struct: 'policy_entry',
   size: 8,
-  members: { proxy_port: 0, flags: 2, auth_type: 3, proxy_port_priority: 4, pad0: 5, pad1: 6 },
-};
+  members: { proxy_port: at(0, 2), flags: at(2, 1), auth_type: at(3, 1), proxy_port_priority: at(4, 1), pad0: at(5, 1), pad1: at(6, 2) },
+} as const satisfies StructLayout;
 
 export const POLICY_MAP_MAX_ENTRIES = 16384;
+
+const K = POLICY_KEY_LAYOUT.members;
+const V = POLICY_ENTRY_LAYOUT.members;
 
 // sec_label and the egress byte are always part of the trie prefix.
 const IDENTITY_PREFIX_BITS = 40;
@@ -54,32 +57,32 @@ export function encodePolicyKey(k: PolicyKey): Buffer {
   const mask = k.prefixLen === 0 ? 0 : (0xffffff << (FULL_PORT_PREFIX_BITS - k.prefixLen)) & 0xffffff;
   const masked = protoPort & mask;
   const buf = Buffer.alloc(POLICY_KEY_LAYOUT.size);
-  buf.writeUInt32LE(IDENTITY_PREFIX_BITS + k.prefixLen, 0);
-  buf.writeUInt32LE(k.identity >>> 0, 4);
-  buf.writeUInt8(k.egress ? 1 : 0, 8);
-  buf.writeUInt8(masked >>> 16, 9);
-  buf.writeUInt16BE(masked & 0xffff, 10);
+  buf.writeUInt32LE(IDENTITY_PREFIX_BITS + k.prefixLen, K.prefixlen.offset);
+  buf.writeUInt32LE(k.identity >>> 0, K.sec_label.offset);
+  buf.writeUInt8(k.egress ? 1 : 0, K.egress.offset);
+  buf.writeUInt8(masked >>> 16, K.protocol.offset);
+  buf.writeUInt16BE(masked & 0xffff, K.dport.offset);
   return buf;
 }
 
 export function decodePolicyKey(buf: Buffer): PolicyKey {
   return {
-    identity: buf.readUInt32LE(4),
-    egress: buf.readUInt8(8) !== 0,
-    protocol: buf.readUInt8(9),
-    dport: buf.readUInt16BE(10),
-    prefixLen: buf.readUInt32LE(0) - IDENTITY_PREFIX_BITS,
+    identity: buf.readUInt32LE(K.sec_label.offset),
+    egress: buf.readUInt8(K.egress.offset) !== 0,
+    protocol: buf.readUInt8(K.protocol.offset),
+    dport: buf.readUInt16BE(K.dport.offset),
+    prefixLen: buf.readUInt32LE(K.prefixlen.offset) - IDENTITY_PREFIX_BITS,
   };
 }
 
 export function encodePolicyValue(v: PolicyValue): Buffer {
   checkPrefixLen(v.prefixLen);
   const buf = Buffer.alloc(POLICY_ENTRY_LAYOUT.size);
-  buf.writeUInt8((v.deny ? FLAG_DENY : 0) | (v.prefixLen << PREFIX_SHIFT), 2);
+  buf.writeUInt8((v.deny ? FLAG_DENY : 0) | (v.prefixLen << PREFIX_SHIFT), V.flags.offset);
   return buf;
 }
 
 export function decodePolicyValue(buf: Buffer): PolicyValue {
-  const flags = buf.readUInt8(2);
+  const flags = buf.readUInt8(V.flags.offset);
   return { deny: (flags & FLAG_DENY) !== 0, prefixLen: flags >> PREFIX_SHIFT };
 }

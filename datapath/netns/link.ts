@@ -2,6 +2,7 @@
 // and the facts the datapath needs about a link (ifindex, MAC, MTU).
 import { assertIfName, assertMtu, assertNetnsName } from './validate.js';
 import { isNotFound, runIp, runIpJson } from './run.js';
+import { inNetns, type NetnsRef } from './netns-ref.js';
 
 export interface LinkInfo {
   ifname: string;
@@ -28,8 +29,8 @@ function toLinkInfo(row: IpLinkRow): LinkInfo {
 export interface VethPairSpec {
   /** Host-side name, stays in the current (root) namespace. */
   hostName: string;
-  /** Namespace the peer is created in. */
-  peerNetns: string;
+  /** Namespace the peer is created in: a name, or a path such as /proc/<pid>/ns/net. */
+  peerNetns: NetnsRef;
   /** Name of the peer inside `peerNetns`, e.g. "eth0". */
   peerName: string;
   mtu?: number;
@@ -42,17 +43,22 @@ export interface VethPairSpec {
 export async function createVethPair(spec: VethPairSpec): Promise<void> {
   const host = assertIfName(spec.hostName, 'host veth name');
   const peer = assertIfName(spec.peerName, 'peer veth name');
-  const netns = assertNetnsName(spec.peerNetns);
   const mtu = String(assertMtu(spec.mtu ?? 1500));
-  await runIp(`create veth ${host} with peer ${peer} in netns ${netns}`, [
-    'link', 'add', 'name', host, 'mtu', mtu, 'type', 'veth', 'peer', 'name', peer, 'mtu', mtu, 'netns', netns,
-  ]);
+  const context = `create veth ${host} with peer ${peer}${inNetns(spec.peerNetns)}`;
+  if (typeof spec.peerNetns === 'string') {
+    await runIp(context, ['link', 'add', 'name', host, 'mtu', mtu, 'type', 'veth', 'peer', 'name', peer, 'mtu', mtu, 'netns', assertNetnsName(spec.peerNetns)]);
+    return;
+  }
+  // `netns` takes a name or a pid only: create the pair from inside the target namespace and send
+  // the host end to this process's namespace (nsenter enters the network namespace alone, so our
+  // pid still names the namespace we run in).
+  await runIp(context, ['link', 'add', 'name', peer, 'mtu', mtu, 'type', 'veth', 'peer', 'name', host, 'mtu', mtu, 'netns', String(process.pid)], spec.peerNetns);
 }
 
 /** Deletes the link (a veth takes its peer along); returns false when it did not exist. */
-export async function deleteLink(name: string, netns?: string): Promise<boolean> {
+export async function deleteLink(name: string, netns?: NetnsRef): Promise<boolean> {
   try {
-    await runIp(`delete link ${assertIfName(name)}${netns ? ` in netns ${netns}` : ''}`, ['link', 'delete', 'dev', name], netns);
+    await runIp(`delete link ${assertIfName(name)}${inNetns(netns)}`, ['link', 'delete', 'dev', name], netns);
     return true;
   } catch (err) {
     if (isNotFound(err)) return false;
@@ -60,15 +66,15 @@ export async function deleteLink(name: string, netns?: string): Promise<boolean>
   }
 }
 
-export async function getLink(name: string, netns?: string): Promise<LinkInfo> {
-  const rows = await runIpJson<IpLinkRow>(`read link ${assertIfName(name)}${netns ? ` in netns ${netns}` : ''}`, ['link', 'show', 'dev', name], netns);
+export async function getLink(name: string, netns?: NetnsRef): Promise<LinkInfo> {
+  const rows = await runIpJson<IpLinkRow>(`read link ${assertIfName(name)}${inNetns(netns)}`, ['link', 'show', 'dev', name], netns);
   const row = rows[0];
   if (!row) throw new Error(`read link ${name}: ip -j link show returned no row`);
   return toLinkInfo(row);
 }
 
-export async function listLinks(netns?: string): Promise<LinkInfo[]> {
-  const rows = await runIpJson<IpLinkRow>(`list links${netns ? ` in netns ${netns}` : ''}`, ['link', 'show'], netns);
+export async function listLinks(netns?: NetnsRef): Promise<LinkInfo[]> {
+  const rows = await runIpJson<IpLinkRow>(`list links${inNetns(netns)}`, ['link', 'show'], netns);
   return rows.map(toLinkInfo);
 }
 
@@ -79,10 +85,10 @@ export interface LinkSettings {
   addrgenmode?: 'none' | 'eui64';
 }
 
-export async function setLink(name: string, settings: LinkSettings, netns?: string): Promise<void> {
+export async function setLink(name: string, settings: LinkSettings, netns?: NetnsRef): Promise<void> {
   const args = ['link', 'set', 'dev', assertIfName(name)];
   if (settings.mtu !== undefined) args.push('mtu', String(assertMtu(settings.mtu)));
   if (settings.addrgenmode !== undefined) args.push('addrgenmode', settings.addrgenmode);
   if (settings.up !== undefined) args.push(settings.up ? 'up' : 'down');
-  await runIp(`configure link ${name}${netns ? ` in netns ${netns}` : ''}`, args, netns);
+  await runIp(`configure link ${name}${inNetns(netns)}`, args, netns);
 }

@@ -1,6 +1,8 @@
 // Runs external tools (iproute2 and commands inside a netns) with argument arrays only: no shell
 // ever parses a string built from input. A failure carries the command line and its stderr.
 import { execFile } from 'node:child_process';
+import { ipCommand } from './netns-ref.js';
+import type { NetnsRef } from './netns-ref.js';
 
 export class CommandError extends Error {
   constructor(
@@ -42,13 +44,14 @@ export function runCommand(context: string, file: string, args: readonly string[
   });
 }
 
-/** `ip` with the given arguments; `-n <netns>` is prepended when `netns` is set. */
-export function runIp(context: string, args: readonly string[], netns?: string): Promise<CommandOutput> {
-  return runCommand(context, 'ip', netns === undefined ? args : ['-n', netns, ...args]);
+/** `ip` with the given arguments, inside `netns` when set (by name or by path). */
+export function runIp(context: string, args: readonly string[], netns?: NetnsRef): Promise<CommandOutput> {
+  const cmd = ipCommand(netns, args);
+  return runCommand(context, cmd.file, cmd.args);
 }
 
 /** `ip -j ...` parsed; iproute2 prints nothing (not "[]") for some empty lists. */
-export async function runIpJson<T>(context: string, args: readonly string[], netns?: string): Promise<T[]> {
+export async function runIpJson<T>(context: string, args: readonly string[], netns?: NetnsRef): Promise<T[]> {
   const { stdout } = await runIp(context, ['-j', ...args], netns);
   const text = stdout.trim();
   return text === '' ? [] : (JSON.parse(text) as T[]);

@@ -1,11 +1,15 @@
-// The iptables side of the benchmark: a dedicated filter chain holding N rules that a policy
-// engine would write (allow source X to the server's port), none matching the measured flow,
-// then the accepts for that flow and a drop for the rest of the pod subnet. FORWARD jumps to it
-// only while the iptables case is measured, and everything goes with remove().
+// The iptables side of the benchmark: a dedicated filter chain that starts, as iptables-based
+// engines' chains do, by accepting packets of ESTABLISHED or RELATED connections, then holds N
+// rules a policy engine would write (allow source X to the server's port), none matching the
+// measured flow, then the accepts for that flow and a drop for the rest of the pod subnet. So a
+// new connection walks all N rules and the stream's packets stop at the first. FORWARD jumps to
+// the chain only while the iptables case is measured, and everything goes with remove().
 import { runCommand } from '../../datapath/netns/run.js';
 import { assertIPv4 } from '../../datapath/netns/validate.js';
 
 export const BENCH_CHAIN = 'CILIUM-TS-BENCH';
+/** The conntrack accept, the flow's two accepts and the subnet drop, besides the N policy rules. */
+export const FIXED_RULES = 4;
 
 export interface FlowRules {
   client: string;
@@ -21,7 +25,7 @@ function otherSource(i: number): string {
 }
 
 function ruleset(count: number, flow: FlowRules): string {
-  const lines = ['*filter', `:${BENCH_CHAIN} - [0:0]`];
+  const lines = ['*filter', `:${BENCH_CHAIN} - [0:0]`, `-A ${BENCH_CHAIN} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`];
   for (let i = 0; i < count; i++) {
     lines.push(`-A ${BENCH_CHAIN} -s ${otherSource(i)}/32 -d ${flow.server}/32 -p tcp -m tcp --dport ${1024 + (i % 60000)} -j ACCEPT`);
   }
@@ -48,7 +52,7 @@ export class IptablesChain {
     assertIPv4(flow.server, 'iptables flow server');
     await IptablesChain.remove();
     await runCommand(`load ${count} rules into ${BENCH_CHAIN}`, 'iptables-restore', ['-w', '--noflush'], { input: ruleset(count, flow) });
-    return new IptablesChain(count + 3);
+    return new IptablesChain(count + FIXED_RULES);
   }
 
   async enable(): Promise<void> {

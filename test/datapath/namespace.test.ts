@@ -4,15 +4,18 @@
 import { expect } from 'chai';
 import { PodNetwork } from '../../datapath/netns/pod-network.js';
 import type { Datapath, DropEvent, PolicyEntry } from '../../datapath/types.js';
+import { IPPROTO_ICMP, IPPROTO_TCP } from '../../datapath/maps/protocols.js';
+import { makePinDir, removePinDir } from '../../datapath/linux/testing/fixtures.js';
 import { PodAgent } from './pod-agent.js';
 import { EventLog } from './event-log.js';
-import { BpffsScratch, endpointFor, isDrop, openDatapath, ping } from './harness.js';
+import { ChildSet } from './children.js';
+import { runCleanup } from './cleanup-steps.js';
+import { endpointFor, isDrop, openDatapath, ping } from './harness.js';
 
 const PREFIX = 'ctns';
+const PODS = ['client', 'server', 'other'] as const;
 const EP = { client: 101, server: 102, other: 103 } as const;
 const ID = { client: 10001, server: 10002, other: 10003 } as const;
-const TCP = 6;
-const ICMP = 1;
 const ICMP_ECHO_REQUEST = 8;
 const DROP_POLICY = 133;
 const DROP_POLICY_DENY = 181;
@@ -31,14 +34,15 @@ function allow(identity: number, direction: 'ingress' | 'egress', protocol: numb
 
 describe('datapath in network namespaces (three pods)', function () {
   this.timeout(60_000);
-  let net: PodNetwork;
-  let bpffs: BpffsScratch;
+  let net: PodNetwork | undefined;
+  let pinDir: string | undefined;
   let dp: Datapath | undefined;
   let events: EventLog | undefined;
   const agents = new Map<PodName, PodAgent>();
+  const children = new ChildSet();
 
   const agent = (pod: PodName): PodAgent => agents.get(pod)!;
-  const ip = (pod: PodName): string => net.pod(pod).ip;
+  const ip = (pod: PodName): string => net!.pod(pod).ip;
   const connects = (from: PodName, to: PodName, port: number): Promise<boolean> => agent(from).canConnect(ip(to), port, ALLOWED_WAIT_MS);
   const blocked = async (from: PodName, to: PodName, port: number): Promise<boolean> => !(await agent(from).canConnect(ip(to), port, DENIED_WAIT_MS));
 
@@ -59,29 +63,33 @@ describe('datapath in network namespaces (three pods)', function () {
 
   before(async () => {
     await PodNetwork.sweep(PREFIX);
-    BpffsScratch.sweep(PREFIX);
-    net = await PodNetwork.create({ prefix: PREFIX, pods: ['client', 'server', 'other'] });
-    bpffs = BpffsScratch.create(PREFIX);
-    dp = await openDatapath(bpffs.dir);
+    net = await PodNetwork.create({ prefix: PREFIX, pods: PODS });
+    pinDir = makePinDir();
+    dp = await openDatapath(pinDir);
     events = new EventLog(dp);
-    for (const pod of ['client', 'server', 'other'] as const) {
+    // A new endpoint drops everything until its first policy sync; [] is "no policy": allow all.
+    for (const pod of PODS) {
       await dp.upsertEndpoint(endpointFor(net.pod(pod), EP[pod], ID[pod]));
+      await dp.syncPolicy(EP[pod], []);
     }
-    await dp.syncIPCache((['client', 'server', 'other'] as const).map((p) => ({ prefix: `${ip(p)}/32`, identity: ID[p] })));
-    for (const pod of ['client', 'server', 'other'] as const) agents.set(pod, await PodAgent.start(net, pod));
+    await dp.syncIPCache(PODS.map((p) => ({ prefix: `${ip(p)}/32`, identity: ID[p] })));
+    for (const pod of PODS) agents.set(pod, await PodAgent.start(net, pod, children));
     await agent('server').listen(8080);
     await agent('server').listen(9090);
     await agent('other').listen(8080);
     await agent('client').listen(7070);
   });
 
-  after(async () => {
-    for (const a of agents.values()) await a.stop().catch(() => undefined);
-    await events?.stop();
-    await dp?.close();
-    await net?.destroy();
-    bpffs?.remove();
-  });
+  after(() =>
+    runCleanup('namespace test teardown', [
+      ['stop pod agents', () => Promise.all([...agents.values()].map((a) => a.stop()))],
+      ['kill helper processes', () => children.killAll()],
+      ['stop event log', () => events?.stop()],
+      ['close datapath', () => dp?.close()],
+      ['destroy pod network', () => net?.destroy()],
+      ['remove pin dir', () => removePinDir(pinDir)],
+    ]),
+  );
 
   beforeEach(() => events?.clear());
 
@@ -89,12 +97,12 @@ describe('datapath in network namespaces (three pods)', function () {
     expect(await connects('client', 'server', 8080)).to.equal(true);
     expect(await connects('other', 'server', 9090)).to.equal(true);
     expect(await connects('server', 'other', 8080)).to.equal(true);
-    expect(await ping(net, 'client', ip('server'))).to.equal(true);
-    expect(await ping(net, 'other', ip('client'))).to.equal(true);
+    expect(await ping(net!, 'client', ip('server'))).to.equal(true);
+    expect(await ping(net!, 'other', ip('client'))).to.equal(true);
   });
 
   it('ingress policy on the server admits the allowed identity and port, drops the rest with reason 133', async () => {
-    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', TCP, 8080)]);
+    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', IPPROTO_TCP, 8080)]);
     expect(await connects('client', 'server', 8080)).to.equal(true);
 
     expect(await blocked('other', 'server', 8080)).to.equal(true);
@@ -103,20 +111,20 @@ describe('datapath in network namespaces (three pods)', function () {
     expect(await blocked('client', 'server', 9090)).to.equal(true);
     await expectDrop('drop of client -> server:9090', 'client', 'server', { dstPort: 9090, reason: DROP_POLICY, endpointId: EP.server, direction: 'ingress' });
 
-    expect(await ping(net, 'client', ip('server'))).to.equal(false);
-    const icmp = await expectDrop('drop of client ping', 'client', 'server', { protocol: ICMP, reason: DROP_POLICY, direction: 'ingress' });
+    expect(await ping(net!, 'client', ip('server'))).to.equal(false);
+    const icmp = await expectDrop('drop of client ping', 'client', 'server', { protocol: IPPROTO_ICMP, reason: DROP_POLICY, direction: 'ingress' });
     expect(icmp.packet.flags >> 8, 'ICMP type in the drop event').to.equal(ICMP_ECHO_REQUEST);
   });
 
   it('an ICMP type entry lets echo requests in and their replies back out, only for that identity', async () => {
-    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', TCP, 8080), allow(ID.client, 'ingress', ICMP, ICMP_ECHO_REQUEST)]);
-    expect(await ping(net, 'client', ip('server'))).to.equal(true);
-    expect(await ping(net, 'other', ip('server'))).to.equal(false);
-    await expectDrop('drop of other ping', 'other', 'server', { protocol: ICMP, reason: DROP_POLICY });
+    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', IPPROTO_TCP, 8080), allow(ID.client, 'ingress', IPPROTO_ICMP, ICMP_ECHO_REQUEST)]);
+    expect(await ping(net!, 'client', ip('server'))).to.equal(true);
+    expect(await ping(net!, 'other', ip('server'))).to.equal(false);
+    await expectDrop('drop of other ping', 'other', 'server', { protocol: IPPROTO_ICMP, reason: DROP_POLICY });
   });
 
   it('a port range entry admits every port inside it and nothing outside', async () => {
-    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', TCP, 9000, 9100)]);
+    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', IPPROTO_TCP, 9000, 9100)]);
     expect(await connects('client', 'server', 9090)).to.equal(true);
     expect(await blocked('client', 'server', 8080)).to.equal(true);
     await expectDrop('drop of client -> server:8080 outside the range', 'client', 'server', { dstPort: 8080, reason: DROP_POLICY });
@@ -132,7 +140,7 @@ describe('datapath in network namespaces (three pods)', function () {
   it('egress policy on the client limits where it may connect, dropping at the client with reason 133', async () => {
     await dp!.syncPolicy(EP.server, []);
     try {
-      await dp!.syncPolicy(EP.client, [allow(ID.server, 'egress', TCP, 8080)]);
+      await dp!.syncPolicy(EP.client, [allow(ID.server, 'egress', IPPROTO_TCP, 8080)]);
       expect(await connects('client', 'server', 8080)).to.equal(true);
       expect(await blocked('client', 'other', 8080)).to.equal(true);
       await expectDrop('egress drop of client -> other', 'client', 'other', { dstPort: 8080, reason: DROP_POLICY, endpointId: EP.client, direction: 'egress' });
@@ -143,7 +151,7 @@ describe('datapath in network namespaces (three pods)', function () {
   });
 
   it('a policy change stops new connections of a peer but keeps its established one exchanging data', async () => {
-    const allowClient = [allow(ID.client, 'ingress', TCP, 8080)];
+    const allowClient = [allow(ID.client, 'ingress', IPPROTO_TCP, 8080)];
     await dp!.syncPolicy(EP.server, allowClient);
     expect(await dp!.syncPolicy(EP.server, allowClient), 'an identical sync writes nothing').to.deep.equal({ added: 0, updated: 0, removed: 0 });
     await agent('client').open('kept', ip('server'), 8080);

@@ -6,41 +6,71 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { REPORT_MARK } from './owner-protocol.js';
-import type { DesiredState, OwnerReport } from './owner-protocol.js';
+import { OBSERVATION_MARK, OBSERVE_COMMAND, REPORT_MARK } from './owner-protocol.js';
+import type { DesiredState, Observation, OwnerReport } from './owner-protocol.js';
+import { awaitFirstAnswer, killChild } from './children.js';
+import type { ChildSet } from './children.js';
 
 const OWNER_SCRIPT = fileURLToPath(new URL('./fixtures/datapath-owner.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+// Loading tsx and the object and syncing a few maps takes a second or two; a loaded 2-core
+// machine gets ample slack before the owner counts as hung.
+const START_TIMEOUT_MS = 30_000;
+const OBSERVE_TIMEOUT_MS = 10_000;
 
 export class OwnerProcess {
+  private readonly observations: Array<(o: Observation) => void> = [];
+  private stderr = '';
+
   private constructor(
     readonly name: string,
     private readonly child: ChildProcess,
-    readonly report: OwnerReport,
   ) {}
 
-  /** Writes the state next to the pins' scratch dir and resolves once the owner has applied it. */
-  static async start(name: string, bpffsDir: string, state: DesiredState, stateDir: string): Promise<OwnerProcess> {
+  /**
+   * Writes the state into `stateDir`, starts the owner (tracked in `children` from its spawn) and
+   * resolves once it has applied the state; an owner that does not report in time is killed.
+   */
+  static async start(name: string, bpffsDir: string, state: DesiredState, stateDir: string, children: ChildSet): Promise<{ owner: OwnerProcess; report: OwnerReport }> {
     const stateFile = path.join(stateDir, `${name}.json`);
     writeFileSync(stateFile, JSON.stringify(state));
     // pdeathsig: a test runner killed mid-test takes the owner with it.
-    const child = spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', OWNER_SCRIPT, bpffsDir, stateFile], {
-      cwd: REPO_ROOT,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const report = await new Promise<OwnerReport>((resolve, reject) => {
-      createInterface({ input: child.stdout }).on('line', (line) => {
+    const child = children.add(
+      spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', OWNER_SCRIPT, bpffsDir, stateFile], {
+        cwd: REPO_ROOT,
+        stdio: ['pipe', 'pipe', 'pipe'],
+      }),
+    );
+    const owner = new OwnerProcess(name, child);
+    child.stderr!.on('data', (d: Buffer) => (owner.stderr += d.toString()));
+    const reported = new Promise<OwnerReport>((resolve) => {
+      createInterface({ input: child.stdout! }).on('line', (line) => {
         if (line.startsWith(REPORT_MARK)) resolve(JSON.parse(line.slice(REPORT_MARK.length)) as OwnerReport);
+        else if (line.startsWith(OBSERVATION_MARK)) owner.observations.shift()?.(JSON.parse(line.slice(OBSERVATION_MARK.length)) as Observation);
       });
-      child.once('exit', (code, signal) => reject(new Error(`datapath owner ${name} exited (code ${String(code)}, signal ${String(signal)}) before reporting: ${stderr.trim()}`)));
     });
-    return new OwnerProcess(name, child, report);
+    const report = await awaitFirstAnswer(child, `datapath owner ${name}`, reported, START_TIMEOUT_MS, () => owner.stderr);
+    return { owner, report };
   }
 
   get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Drains the event ring and reads metrics and conntrack through the owner's datapath. */
+  async observe(): Promise<Observation> {
+    if (!this.running) throw new Error(`datapath owner ${this.name} is not running; nothing to observe through`);
+    const answer = new Promise<Observation>((resolve) => this.observations.push(resolve));
+    this.child.stdin!.write(`${OBSERVE_COMMAND}\n`);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`datapath owner ${this.name}: no observation within ${OBSERVE_TIMEOUT_MS} ms; stderr: ${this.stderr.trim()}`)), OBSERVE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([answer, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Closes its stdin: the owner closes the datapath (leaving pins and programs) and exits. */
@@ -54,15 +84,7 @@ export class OwnerProcess {
 
   /** SIGKILL, as a crash: nothing of the owner's own cleanup runs. Resolves with the signal seen. */
   async crash(): Promise<NodeJS.Signals | null> {
-    if (!this.running) return this.child.signalCode;
-    const exited = once(this.child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
-    this.child.kill('SIGKILL');
-    const [, signal] = await exited;
-    return signal;
-  }
-
-  /** For cleanup after a failed test. */
-  kill(): void {
-    if (this.running) this.child.kill('SIGKILL');
+    await killChild(this.child);
+    return this.child.signalCode;
   }
 }

@@ -1,5 +1,8 @@
-// What the restart test hands the datapath-owner process and what it reports back.
-import type { EndpointSpec, IPCacheEntry, PolicyEntry, SyncResult } from '../../datapath/types.js';
+// What the restart test hands the datapath-owner process and what it reports back. The owner
+// prints one marked line per report; stdin carries its commands (one per line, closing = exit).
+import type { CtEntry, CtTuple } from '../../datapath/maps/ct.js';
+import type { MetricCount } from '../../datapath/linux/linux-datapath.js';
+import type { DatapathEvent, EndpointSpec, IPCacheEntry, PolicyEntry, SyncResult } from '../../datapath/types.js';
 
 export interface DesiredState {
   endpoints: EndpointSpec[];
@@ -13,5 +16,16 @@ export interface OwnerReport {
   pruned: number[];
 }
 
+/** What the kernel side holds at one moment, read through the owner's datapath. */
+export interface Observation {
+  metrics: MetricCount[];
+  /** Events drained from the ring: everything since the previous observation (by any owner). */
+  events: DatapathEvent[];
+  conntrack: Array<{ tuple: CtTuple; entry: CtEntry }>;
+}
+
 /** Starts the report line, so nothing else a library prints on stdout is taken for it. */
 export const REPORT_MARK = 'datapath-owner report: ';
+export const OBSERVATION_MARK = 'datapath-owner observation: ';
+/** The one command besides closing stdin: drain events and read metrics and conntrack. */
+export const OBSERVE_COMMAND = 'observe';

@@ -5,9 +5,13 @@ import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { PodNetwork } from '../../datapath/netns/pod-network.js';
 import type { AgentReply, AgentRequest } from './fixtures/pod-agent.js';
+import { awaitFirstAnswer, killChild } from './children.js';
+import type { ChildSet } from './children.js';
 
 const AGENT_SCRIPT = fileURLToPath(new URL('./fixtures/pod-agent.ts', import.meta.url));
 const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+// Loading node with tsx inside a netns takes a second or so; a loaded machine gets ample slack.
+const START_TIMEOUT_MS = 30_000;
 
 /** Omit applied to each member of a union, so every op keeps its own fields. */
 type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -20,10 +24,18 @@ export interface StreamCount {
   mismatches: number;
 }
 
+export interface ProbeCount {
+  attempts: number;
+  admitted: number;
+  /** Source port of each attempt (each sent one SYN from it). */
+  sourcePorts: number[];
+}
+
 export class PodAgent {
   private nextId = 1;
   private readonly pending = new Map<number, (r: AgentReply) => void>();
   private exited?: string;
+  private stderr = '';
 
   private constructor(
     readonly pod: string,
@@ -34,21 +46,26 @@ export class PodAgent {
       this.pending.get(r.id)?.(r);
       this.pending.delete(r.id);
     });
-    let stderr = '';
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
     child.on('exit', (code, signal) => {
-      this.exited = `pod agent in ${pod} exited (code ${String(code)}, signal ${String(signal)}): ${stderr.trim()}`;
+      this.exited = `pod agent in ${pod} exited (code ${String(code)}, signal ${String(signal)}): ${this.stderr.trim()}`;
       for (const resolve of this.pending.values()) resolve({ id: -1, ok: false, error: this.exited });
       this.pending.clear();
     });
   }
 
-  /** Starts the agent in the pod's netns and waits until it answers. */
-  static async start(net: PodNetwork, pod: string): Promise<PodAgent> {
-    const child = net.spawn(pod, process.execPath, ['--import', 'tsx', AGENT_SCRIPT], { cwd: REPO_ROOT });
+  /**
+   * Starts the agent in the pod's netns (tracked in `children` from its spawn) and waits until it
+   * answers; an agent that does not answer in time is killed.
+   */
+  static async start(net: PodNetwork, pod: string, children: ChildSet): Promise<PodAgent> {
+    const child = children.add(net.spawn(pod, process.execPath, ['--import', 'tsx', AGENT_SCRIPT], { cwd: REPO_ROOT }));
     const agent = new PodAgent(pod, child);
-    const ready = await new Promise<AgentReply>((resolve) => agent.pending.set(0, resolve));
-    if (!ready.ok) throw new Error(`start pod agent in ${pod}: ${ready.error}`);
+    const ready = await awaitFirstAnswer(child, `pod agent in ${pod}`, new Promise<AgentReply>((resolve) => agent.pending.set(0, resolve)), START_TIMEOUT_MS, () => agent.stderr);
+    if (!ready.ok) {
+      await killChild(child);
+      throw new Error(`start pod agent in ${pod}: ${ready.error}`);
+    }
     return agent;
   }
 
@@ -100,16 +117,26 @@ export class PodAgent {
     return (await this.must({ op: 'server-stats', port })) as unknown as { bytesIn: number; connections: number };
   }
 
+  /** Starts connection attempts to host:port every intervalMs, each given up after timeoutMs. */
+  async startProbe(name: string, host: string, port: number, intervalMs = 10, timeoutMs = 250): Promise<void> {
+    await this.must({ op: 'probe-start', probe: name, host, port, intervalMs, timeoutMs });
+  }
+
+  /** Stops starting attempts and resolves once every attempt has ended. */
+  async stopProbe(name: string): Promise<ProbeCount> {
+    return (await this.must({ op: 'probe-stop', probe: name })) as unknown as ProbeCount;
+  }
+
   async close(name: string): Promise<void> {
     await this.must({ op: 'close', conn: name });
   }
 
-  /** Ends the agent (closing stdin makes it exit) and waits for the process to go. */
+  /** Ends the agent (closing stdin makes it exit; SIGKILL after 5 s) and waits for the process to go. */
   async stop(): Promise<void> {
     if (this.exited) return;
     const gone = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
     this.child.stdin!.end();
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 5000);
+    const timer = setTimeout(() => void killChild(this.child), 5000);
     await gone;
     clearTimeout(timer);
   }

@@ -1,14 +1,12 @@
 // Ethernet/IPv4 frames for program test runs (verdict tests and the per-packet benchmark).
 import { ipv4Packet } from '../../libbpf/testdata/fixtures.js';
+import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../maps/protocols.js';
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
 export const TCP_RST = 0x04;
 export const TCP_ACK = 0x10;
 
-const IPPROTO_ICMP = 1;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 
 const ETH_HLEN = 14;
 
