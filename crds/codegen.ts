@@ -151,7 +151,7 @@ export async function renderTypeFiles(crdFiles: RenderedFiles): Promise<Rendered
       strictIndexSignatures: true,
       unknownAny: true,
       unreachableDefinitions: true,
-      // A bound such as maxItems: 16 would otherwise become a union of 17 tuple types.
+      // A bound such as maxItems: 40 would otherwise become a union of 41 tuple types.
       ignoreMinAndMaxItems: true,
       style: { singleQuote: true, printWidth: 120 },
     });

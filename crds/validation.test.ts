@@ -1,9 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { cidrCases } from '../test/fixtures/policies/cidr-cases.js';
+import { cidrAccepted, cidrCases } from '../test/fixtures/policies/cidr-cases.js';
 import { invalidFixtures, refusesFixture, validFixtures } from '../test/fixtures/policies/index.js';
-import { allCelRules, oneSubjectSelector, specOrSpecsRequired, strictCidr } from './schema/cel-rules.js';
+import { largePolicy, largePolicySize } from '../test/fixtures/policies/large-policy.js';
+import { cidrPattern } from './cidr.js';
+import { allCelRules, oneSubjectSelector, specOrSpecsRequired } from './schema/cel-rules.js';
 import { parseCrd, schemaOf } from './crd-file.js';
 import type { SchemaProps } from './schema/openapi.js';
 import { convertChildren } from './schema/walk.js';
@@ -135,8 +137,10 @@ describe('crds/validation', () => {
     ]);
   });
 
-  describe('CIDR fields refuse what the apiserver\'s isCIDR() refuses', () => {
-    for (const [cidr, ok] of cidrCases) {
+  describe('CIDR fields: format "cidr" and the CIDR pattern, each with its own message, as on the apiserver', () => {
+    for (const c of cidrCases) {
+      const [cidr, formatCidr, pattern] = c;
+      const ok = cidrAccepted(c);
       it(`${JSON.stringify(cidr)} in fromCIDR, a CIDR set's except and a CiliumNode's podCIDRs: ${ok ? 'accepted' : 'refused'}`, () => {
         const cnp = {
           apiVersion: 'cilium.io/v2',
@@ -145,18 +149,21 @@ describe('crds/validation', () => {
           spec: { endpointSelector: {}, ingress: [{ fromCIDR: [cidr], fromCIDRSet: [{ cidr: '10.0.0.0/8', except: [cidr] }] }] },
         };
         const node = { apiVersion: 'cilium.io/v2', kind: 'CiliumNode', metadata: { name: 'n' }, spec: { ipam: { podCIDRs: [cidr] } } };
-        // Too short to be a CIDR also breaks minLength: one path may carry two errors.
-        const paths = (r: ValidationResult<unknown>): string[] => (r.ok ? [] : [...new Set(r.errors.map((e) => e.path))]);
-        const refusedAt = ok ? [] : ['spec.ingress[0].fromCIDR[0]', 'spec.ingress[0].fromCIDRSet[0].except[0]'];
-        expect(paths(validateCiliumNetworkPolicy(cnp))).to.deep.equal(refusedAt);
-        expect(paths(validateCiliumObject(node))).to.deep.equal(ok ? [] : ['spec.ipam.podCIDRs[0]']);
+        const invalid = `Invalid value: ${JSON.stringify(cidr)}`;
+        const refusals = (path: string): string[] => [
+          ...(formatCidr ? [] : [`${path}: ${invalid}: must be of type cidr`]),
+          ...(pattern ? [] : [`${path}: ${invalid}: should match '${cidrPattern}'`]),
+        ];
+        expect(errorLines(validateCiliumNetworkPolicy(cnp)).sort()).to.deep.equal(
+          [...refusals('spec.ingress[0].fromCIDR[0]'), ...refusals('spec.ingress[0].fromCIDRSet[0].except[0]')].sort(),
+        );
+        expect(errorLines(validateCiliumObject(node)).sort()).to.deep.equal(refusals('spec.ipam.podCIDRs[0]').sort());
       });
     }
+  });
 
-    it('names the rule in the message', () => {
-      const cnp = { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'p' }, spec: { endpointSelector: {}, egress: [{ toCIDR: ['010.0.0.0/8'] }] } };
-      expect(errorLines(validateCiliumNetworkPolicy(cnp))).to.deep.equal([`spec.egress[0].toCIDR[0]: ${strictCidr.message}`]);
-    });
+  it(`accepts a policy with ${largePolicySize.ingressRules} ingress rules, ${largePolicySize.toCidrs} CIDRs in one toCIDR and ${largePolicySize.specs} specs`, () => {
+    expect(errorLines(validateCiliumNetworkPolicy(largePolicy('large')))).to.deep.equal([]);
   });
 
   describe('treats a null field as absent, as the apiserver does', () => {
@@ -206,20 +213,33 @@ describe('crds/validation', () => {
     }
   });
 
-  it('has a TypeScript twin for every CEL rule in the CRD YAMLs', () => {
-    const found: string[] = [];
+  // Calls visit on every schema node of the five CRD YAMLs.
+  function visitCrdSchemas(visit: (s: SchemaProps) => void): void {
     const walk = (s: SchemaProps): void => {
-      for (const r of s['x-kubernetes-validations'] ?? []) found.push(r.rule);
+      visit(s);
       convertChildren(s, walk);
     };
     for (const file of ['ciliumnetworkpolicies', 'ciliumclusterwidenetworkpolicies', 'ciliumendpoints', 'ciliumidentities', 'ciliumnodes']) {
       const url = new URL(`./cilium.io/v2/${file}.yaml`, import.meta.url);
       walk(schemaOf(parseCrd(url.pathname, readFileSync(url, 'utf8'))));
     }
+  }
+
+  it('has a TypeScript twin for every CEL rule in the CRD YAMLs', () => {
+    const found: string[] = [];
+    visitCrdSchemas((s) => found.push(...(s['x-kubernetes-validations'] ?? []).map((r) => r.rule)));
     expect(found).to.not.be.empty;
     const twins = new Set(allCelRules.map((r) => r.rule));
     expect(found.filter((r) => !twins.has(r))).to.deep.equal([]);
     expect(ciliumKinds).to.have.length(5);
+  });
+
+  it('bounds no list beyond upstream\'s two bounds (40 ports per port rule, 40 ICMP fields), so big policies from git apply', () => {
+    const bounded = new Set<string>();
+    visitCrdSchemas((s) => {
+      if (s.maxItems !== undefined) bounded.add(`${s.items?.title ?? '?'} <= ${s.maxItems}`);
+    });
+    expect([...bounded].sort()).to.deep.equal(['ICMPField <= 40', 'PortProtocol <= 40']);
   });
 
   describe('fieldPath', () => {

@@ -43,9 +43,17 @@ export const ciliumKinds = Object.keys(crdFiles) as CiliumKind[];
 const celKeyword = 'x-kubernetes-validations';
 
 function newAjv(): Ajv {
-  const ajv = new Ajv({ allErrors: true, verbose: true, strict: true, strictRequired: false, allowUnionTypes: true });
+  const ajv = new Ajv({
+    allErrors: true,
+    verbose: true,
+    strict: true,
+    strictRequired: false,
+    allowUnionTypes: true,
+    // Patterns are RE2 on the apiserver; with the u flag JavaScript reads them as strictly.
+    unicodeRegExp: true,
+  });
   addFormats.default(ajv, { formats: ['date-time', 'int32', 'int64'] });
-  // Lenient like the apiserver's format; the strictCidr CEL rule on every cidr field refuses the rest.
+  // Lenient like the apiserver's format; the pattern on every CIDR field refuses the rest.
   ajv.addFormat('cidr', { type: 'string', validate: isLooseCidr });
   ajv.addKeyword({
     keyword: celKeyword,

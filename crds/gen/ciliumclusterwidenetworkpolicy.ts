@@ -12,8 +12,6 @@ export interface CiliumClusterwideNetworkPolicy {
   spec?: Rule;
   /**
    * more rules, enforced together with spec
-   *
-   * @maxItems 16
    */
   specs?: Rule[];
   status?: CiliumNetworkPolicyStatus;

@@ -27,8 +27,6 @@ export interface CiliumNetworkPolicy {
   spec?: Rule;
   /**
    * more rules, enforced together with spec
-   *
-   * @maxItems 16
    */
   specs?: Rule[];
   status?: CiliumNetworkPolicyStatus;
@@ -56,8 +54,6 @@ export interface CIDRRule {
   cidrGroupSelector?: LabelSelector;
   /**
    * CIDRs carved out of cidr
-   *
-   * @maxItems 16
    */
   except?: string[];
 }
@@ -189,13 +185,7 @@ export interface IngressRule {
    * deprecated: peers must also match these selectors
    */
   fromRequires?: LabelSelector[];
-  /**
-   * @maxItems 512
-   */
   fromCIDR?: string[];
-  /**
-   * @maxItems 32
-   */
   fromCIDRSet?: CIDRRule[];
   fromEntities?: Entity[];
   fromGroups?: Groups[];
@@ -222,13 +212,7 @@ export interface IngressDenyRule {
    * deprecated: peers must also match these selectors
    */
   fromRequires?: LabelSelector[];
-  /**
-   * @maxItems 512
-   */
   fromCIDR?: string[];
-  /**
-   * @maxItems 32
-   */
   fromCIDRSet?: CIDRRule[];
   fromEntities?: Entity[];
   fromGroups?: Groups[];
@@ -263,13 +247,7 @@ export interface EgressRule {
    * deprecated: peers must also match these selectors
    */
   toRequires?: LabelSelector[];
-  /**
-   * @maxItems 512
-   */
   toCIDR?: string[];
-  /**
-   * @maxItems 32
-   */
   toCIDRSet?: CIDRRule[];
   toEntities?: Entity[];
   toGroups?: Groups[];
@@ -292,13 +270,7 @@ export interface EgressDenyRule {
    * deprecated: peers must also match these selectors
    */
   toRequires?: LabelSelector[];
-  /**
-   * @maxItems 512
-   */
   toCIDR?: string[];
-  /**
-   * @maxItems 32
-   */
   toCIDRSet?: CIDRRule[];
   toEntities?: Entity[];
   toGroups?: Groups[];
@@ -334,21 +306,9 @@ export interface Rule {
    * selects the nodes this rule applies to (host firewall, clusterwide policies)
    */
   nodeSelector?: LabelSelector;
-  /**
-   * @maxItems 32
-   */
   ingress?: IngressRule[];
-  /**
-   * @maxItems 32
-   */
   ingressDeny?: IngressDenyRule[];
-  /**
-   * @maxItems 32
-   */
   egress?: EgressRule[];
-  /**
-   * @maxItems 32
-   */
   egressDeny?: EgressDenyRule[];
   labels?: Label[];
   enableDefaultDeny?: DefaultDenyConfig;

@@ -42,22 +42,13 @@ export interface IPAMPoolRequest {
 }
 export interface IPAMPoolAllocation {
   pool: string;
-  /**
-   * @maxItems 64
-   */
   cidrs?: string[];
 }
 export interface IPAMPoolSpec {
   requested?: IPAMPoolRequest[];
-  /**
-   * @maxItems 64
-   */
   allocated?: IPAMPoolAllocation[];
 }
 export interface IPAMSpec {
-  /**
-   * @maxItems 64
-   */
   podCIDRs?: string[];
   /**
    * IP to its owner

@@ -1,7 +1,6 @@
 // Every CEL rule our CRDs carry, next to the TypeScript predicate that decides the same thing, so
 // the runtime validator enforces what the apiserver enforces. A rule without a twin here cannot be
 // put into a schema: the builders only take rules from this table.
-import { isCidr } from '../cidr.js';
 import type { CelRule } from './openapi.js';
 
 export interface CelRuleWithTwin extends CelRule {
@@ -29,15 +28,7 @@ export const oneSubjectSelector: CelRuleWithTwin = {
   holds: (self) => has(self, 'endpointSelector') !== has(self, 'nodeSelector'),
 };
 
-// `format: cidr` alone is lenient (it parses "010.0.0.0/8" as 10.0.0.0/8); the CEL network
-// library parses like Go's netip.ParsePrefix and refuses that, as does crds/cidr.ts.
-export const strictCidr: CelRuleWithTwin = {
-  rule: 'isCIDR(self)',
-  message: 'must be a CIDR: an IPv4 or IPv6 address without leading zeros, zone or IPv4-mapped form, and a prefix length',
-  holds: (self) => typeof self === 'string' && isCidr(self),
-};
-
-export const allCelRules: readonly CelRuleWithTwin[] = [specOrSpecsRequired, oneSubjectSelector, strictCidr];
+export const allCelRules: readonly CelRuleWithTwin[] = [specOrSpecsRequired, oneSubjectSelector];
 
 export function celRule(r: CelRuleWithTwin): CelRule {
   return { rule: r.rule, message: r.message };

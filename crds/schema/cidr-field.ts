@@ -1,20 +1,10 @@
-// A string field holding one CIDR. `format: cidr` gives the apiserver's usual message; the CEL
-// rule refuses what that format lets through (see strictCidr). The length bounds are the shortest
-// ("::/0") and longest ("ffff:...:ffff:255.255.255.255/128") CIDR text; maxLength also bounds the
-// CEL cost estimate of every use.
-import { celRule, strictCidr } from './cel-rules.js';
+// A string field holding one CIDR: `format: cidr` plus cidrPattern (crds/cidr.ts). Both are
+// OpenAPI checks, which cost nothing in the apiserver's CEL budget, so lists of CIDRs need no
+// bound; the pattern also bounds the length.
+import { cidrPattern } from '../cidr.js';
 import { str } from './openapi.js';
 import type { Extra, SchemaProps } from './openapi.js';
 
-export const cidrMinLength = 4;
-export const cidrMaxLength = 49;
-
 export function cidrField(extra: Extra = {}): SchemaProps {
-  return str({
-    format: 'cidr',
-    minLength: cidrMinLength,
-    maxLength: cidrMaxLength,
-    'x-kubernetes-validations': [celRule(strictCidr)],
-    ...extra,
-  });
+  return str({ format: 'cidr', pattern: cidrPattern, ...extra });
 }

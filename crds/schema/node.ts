@@ -19,7 +19,7 @@ function allocationMap(): SchemaProps {
 function ipamSpec(): SchemaProps {
   return obj(
     {
-      podCIDRs: arr(cidrField(), { maxItems: 64 }),
+      podCIDRs: arr(cidrField()),
       pool: allocationMap(),
       'ipv6-pool': allocationMap(),
       pools: obj(
@@ -35,10 +35,9 @@ function ipamSpec(): SchemaProps {
           ),
           allocated: arr(
             obj(
-              { pool: str({ minLength: 1 }), cidrs: arr(cidrField(), { maxItems: 64 }) },
+              { pool: str({ minLength: 1 }), cidrs: arr(cidrField()) },
               { title: 'IPAMPoolAllocation', required: ['pool'] },
             ),
-            { maxItems: 64 },
           ),
         },
         { title: 'IPAMPoolSpec' },

@@ -36,24 +36,13 @@ const serverNamePattern = '^([*]?[*][.])?[-a-zA-Z0-9_]+([.][-a-zA-Z0-9_]+)*[.]?$
 const dnsSubdomainPattern = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const icmpTypePattern = `^([0-9]|[1-9][0-9]|1[0-9]{2}|2[0-4][0-9]|25[0-5]|${icmpTypeNames.join('|')})$`;
 
-// Bounds on the lists that hold CIDRs. The apiserver refuses a CRD whose CEL rules could together
-// cost more than its static budget, and an isCIDR() rule is charged once per CIDR that could fit
-// into the object, so every list above a CIDR must be bounded: with specs (network-policy.ts) the
-// worst case is 17 rules x 4 directions x 32 peers x (512 + 32 x 17) CIDRs, about half of the
-// budget, and the deepest list (except under specs) about half of the per-rule limit. Longer CIDR
-// lists belong in a CiliumCIDRGroup (cidrGroupRef).
-export const maxRulesPerDirection = 32;
-export const maxCidrs = 512;
-export const maxCidrSets = 32;
-export const maxExcepts = 16;
-
 function cidrRule(): SchemaProps {
   return obj(
     {
       cidr: cidrField(),
       cidrGroupRef: str({ maxLength: 253, pattern: dnsSubdomainPattern }),
       cidrGroupSelector: labelSelector('selects CiliumCIDRGroups by their labels'),
-      except: arr(cidrField(), { description: 'CIDRs carved out of cidr', maxItems: maxExcepts }),
+      except: arr(cidrField(), { description: 'CIDRs carved out of cidr' }),
     },
     { title: 'CIDRRule', ...exactlyOneOf(['cidr', 'cidrGroupRef', 'cidrGroupSelector']) },
   );
@@ -233,8 +222,8 @@ function peers(direction: Direction): Record<string, SchemaProps> {
   const fields: Record<string, SchemaProps> = {
     [`${p}Endpoints`]: arr(labelSelector(), { description: 'peer endpoints, selected by their labels' }),
     [`${p}Requires`]: arr(labelSelector(), { description: 'deprecated: peers must also match these selectors' }),
-    [`${p}CIDR`]: arr(cidrField(), { maxItems: maxCidrs }),
-    [`${p}CIDRSet`]: arr(cidrRule(), { maxItems: maxCidrSets }),
+    [`${p}CIDR`]: arr(cidrField()),
+    [`${p}CIDRSet`]: arr(cidrRule()),
     [`${p}Entities`]: arr(enumOf(entities, { title: 'Entity' })),
     [`${p}Groups`]: arr(groups()),
     [`${p}Nodes`]: arr(labelSelector(), { description: 'peer nodes, selected by their labels' }),
@@ -265,10 +254,10 @@ export function policyRule(): SchemaProps {
     {
       endpointSelector: labelSelector('selects the endpoints this rule applies to'),
       nodeSelector: labelSelector('selects the nodes this rule applies to (host firewall, clusterwide policies)'),
-      ingress: arr(allowRule('ingress'), { maxItems: maxRulesPerDirection }),
-      ingressDeny: arr(denyRule('ingress'), { maxItems: maxRulesPerDirection }),
-      egress: arr(allowRule('egress'), { maxItems: maxRulesPerDirection }),
-      egressDeny: arr(denyRule('egress'), { maxItems: maxRulesPerDirection }),
+      ingress: arr(allowRule('ingress')),
+      ingressDeny: arr(denyRule('ingress')),
+      egress: arr(allowRule('egress')),
+      egressDeny: arr(denyRule('egress')),
       labels: arr(obj({ key: str(), value: str(), source: str() }, { title: 'Label', required: ['key'] })),
       enableDefaultDeny: obj({ ingress: bool(), egress: bool() }, { title: 'DefaultDenyConfig' }),
       description: str(),

@@ -5,11 +5,12 @@
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
 import { parseCrd } from '../../crds/crd-file.js';
-import { strictCidr } from '../../crds/schema/cel-rules.js';
+import { cidrPattern } from '../../crds/cidr.js';
 import { validateCiliumNetworkPolicy, validateCiliumObject } from '../../crds/validation.js';
 import { kubectl } from '../envtest/index.js';
-import { cidrCases } from '../fixtures/policies/cidr-cases.js';
+import { cidrAccepted, cidrCases } from '../fixtures/policies/cidr-cases.js';
 import { invalidFixtures, refusesFixture, validFixtures, type ManifestObject } from '../fixtures/policies/index.js';
+import { largePolicy, largePolicySize } from '../fixtures/policies/large-policy.js';
 import { applyVerdicts, tableRows, useCrdSuite } from './crd-support.js';
 
 const crdNames = [
@@ -78,6 +79,17 @@ describe('cilium.io/v2 CRDs on the real apiserver', function () {
     }
   });
 
+  it(`accepts a policy with ${largePolicySize.ingressRules} ingress rules, ${largePolicySize.toCidrs} CIDRs in one toCIDR and ${largePolicySize.specs} specs, and stores all of it`, async () => {
+    const policy = suite.run.place(largePolicy('large-policy'));
+    const r = await suite.run.apply([policy]);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(validateCiliumObject(policy).ok, 'runtime validator').to.equal(true);
+    const got = await kubectl(suite.cp, ['get', 'cnp', policy.metadata.name, '-n', suite.run.namespace, '-o', 'json']);
+    expect(got.code, got.stderr).to.equal(0);
+    const stored = JSON.parse(got.stdout) as ManifestObject;
+    expect({ spec: stored.spec, specs: stored.specs }).to.deep.equal({ spec: policy.spec, specs: policy.specs });
+  });
+
   describe('refuses each bad input, naming the field and the reason', () => {
     for (const fixture of invalidFixtures()) {
       it(`${fixture.file}: ${fixture.field}: ${fixture.reasons.join(' / ')}`, async () => {
@@ -88,7 +100,7 @@ describe('cilium.io/v2 CRDs on the real apiserver', function () {
       });
     }
 
-    it('decides every CIDR in the table as isCIDR() does, with the format message for what format "cidr" refuses', async () => {
+    it('decides every CIDR in the table by format "cidr" and the CIDR pattern, each refusal with its message, as the validator does', async () => {
       const policies = cidrCases.map(([cidr], i) =>
         suite.run.place({
           apiVersion: 'cilium.io/v2',
@@ -99,11 +111,17 @@ describe('cilium.io/v2 CRDs on the real apiserver', function () {
       );
       const r = await suite.run.apply(policies, ['--dry-run=server']);
       const verdicts = applyVerdicts(r, policies);
-      const wrong = cidrCases.flatMap(([cidr, strict, loose], i) => {
+      const field = 'spec.egress[0].toCIDRSet[0].except[0]';
+      const wrong = cidrCases.flatMap((c, i) => {
+        const [cidr, formatCidr, pattern] = c;
         const v = verdicts.get(`cidr-${i}`);
-        const reason = loose ? strictCidr.message : 'must be of type cidr';
-        const refusedFor = v?.errors.some((l) => l.includes('spec.egress[0].toCIDRSet[0].except[0]') && l.includes(reason));
-        return v?.ok === strict && (strict || refusedFor) ? [] : [`${JSON.stringify(cidr)}: ${JSON.stringify(v)}`];
+        const says = (text: string): boolean => v?.errors.some((l) => l.includes(field) && l.includes(text)) ?? false;
+        const right =
+          v?.ok === cidrAccepted(c) &&
+          says('must be of type cidr') === !formatCidr &&
+          says(`should match '${cidrPattern}'`) === !pattern &&
+          validateCiliumObject(policies[i]).ok === v.ok;
+        return right ? [] : [`${JSON.stringify(cidr)}: ${JSON.stringify(v)}`];
       });
       expect(wrong, r.stderr).to.deep.equal([]);
     });
