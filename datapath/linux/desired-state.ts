@@ -61,12 +61,7 @@ export function ipcacheContents(entries: readonly IPCacheEntry[], maxEntries: nu
       value = encodeRemoteEndpointInfo({ identity: e.identity, tunnelEndpoint: '0.0.0.0', encryptKey: 0, flags: 0 });
       values.set(e.identity, value);
     }
-    let key: Buffer;
-    try {
-      key = encodeIpcacheKey(e.prefix);
-    } catch (err) {
-      throw new DatapathError(ipcacheSubject(i, e), (err as Error).message, { cause: err });
-    }
+    const key = checked(ipcacheSubject(i, e), () => encodeIpcacheKey(e.prefix));
     const hex = key.toString('hex');
     const prev = desired.get(hex);
     if (prev !== undefined && prev.value !== value) {

@@ -2,13 +2,16 @@
 // endpoint upsert/remove, restart adoption of pinned maps and attached programs, pruning, and
 // the event stream.
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { newLogger } from '../../controllers/runtime/log.js';
 import { BpfMap } from '../libbpf/map.js';
-import { tcQuery } from '../libbpf/tc.js';
-import { encodePolicyKey, encodePolicyValue, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
+import { libbpf } from '../libbpf/native.js';
+import { u32 } from '../libbpf/testdata/fixtures.js';
+import { tcDetach, tcQuery } from '../libbpf/tc.js';
+import { decodePolicyKey, decodePolicyValue, encodePolicyKey, encodePolicyValue, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
 import type { EndpointSpec, IPCacheEntry, PolicyEntry } from '../types.js';
 import { DatapathError } from './errors.js';
 import { LinuxDatapath } from './linux-datapath.js';
@@ -27,11 +30,8 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
   return expect.fail('expected a rejection');
 }
 
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
+// A frozen map refuses every write from user space (EPERM): a real kernel failure on demand.
+const bpfMapFreeze = libbpf.func('int bpf_map_freeze(int fd)') as (fd: number) => number;
 
 function ipcache(n: number, identity: (i: number) => number): IPCacheEntry[] {
   return Array.from({ length: n }, (_, i) => ({ prefix: `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}/32`, identity: identity(i) }));
@@ -53,6 +53,26 @@ describe('LinuxDatapath', function () {
   }
   function attachedIds(ifindex: number): Array<number | undefined> {
     return (['ingress', 'egress'] as const).map((direction) => tcQuery({ ifindex, direction }));
+  }
+  function pinned(name: string): BpfMap {
+    return BpfMap.openPinned(path.join(pinDir!, name));
+  }
+  /** The policy map id cilium_policy_maps holds for the endpoint (what its programs use). */
+  function policyInUse(id: number): number | undefined {
+    const outer = pinned('cilium_policy_maps');
+    try {
+      return outer.lookup(u32(id))?.readUInt32LE(0);
+    } finally {
+      outer.close();
+    }
+  }
+  function policyMapId(id: number): number {
+    const m = pinned(`cilium_policy_000${id}`);
+    try {
+      return m.id;
+    } finally {
+      m.close();
+    }
   }
 
   before(async function () {
@@ -179,6 +199,23 @@ describe('LinuxDatapath', function () {
       expect(synTo(peer.ip, 80)).to.equal(2);
     });
 
+    it('keeps the original error when closing the endpoint fails too', async function () {
+      await dp.syncPolicy(ep.id, [allow(peer.identity, 80)]);
+      const outer = pinned('cilium_policy_maps');
+      try {
+        expect(bpfMapFreeze(outer.fd)).to.equal(0);
+        const err = await rejection(dp.syncPolicy(ep.id, [{ ...allow(peer.identity, 80), port: 70000 }]));
+        expect(err.message).to.match(/^endpoint 10: policy cannot be computed and the endpoint could not be closed either \(.*cilium_policy_maps.*\): .*port must be an integer 0\.\.65535/);
+        expect(err.cause).to.be.instanceOf(AggregateError);
+        expect((err.cause as AggregateError).errors.map((e: Error) => e.message)).to.satisfy((m: string[]) => m.length === 2 && /port must be/.test(m[0]!) && /cilium_policy_maps/.test(m[1]!));
+      } finally {
+        outer.close();
+        // The frozen map refuses the endpoint's removal; take the programs off by hand.
+        for (const d of opened.splice(0)) await d.close();
+        for (const direction of ['ingress', 'egress'] as const) tcDetach({ ifindex: ep.ifindex, direction });
+      }
+    });
+
     it('replaces 10,000 entries by 10,000 others within the map\'s capacity', async function () {
       const first = Array.from({ length: 10000 }, (_, i) => allow(100000 + i, 80));
       const second = Array.from({ length: 10000 }, (_, i) => allow(200000 + i, 80));
@@ -187,6 +224,30 @@ describe('LinuxDatapath', function () {
       await dp.syncIPCache([{ prefix: '10.100.0.2/32', identity: 100005 }, { prefix: '10.100.0.3/32', identity: 200005 }]);
       expect(synTo('10.100.0.2', 80)).to.equal(2);
       expect(synTo('10.100.0.3', 80)).to.equal(0);
+    });
+
+    it('rewrites closed when no safe order fits: 10,000 allows become 10,000 denies', async function () {
+      const allows = Array.from({ length: 10000 }, (_, i) => allow(100000 + i, 80));
+      const denies = Array.from({ length: 10000 }, (_, i) => ({ ...allow(100000 + i, 81), deny: true }));
+      await dp.syncPolicy(ep.id, allows);
+      // Adding the new denies before removing the old allows would need 20,001 of 16,384 entries.
+      expect(await dp.syncPolicy(ep.id, denies)).to.deep.equal({ added: 10000, updated: 0, removed: 10000 });
+      expect(policyInUse(ep.id)).to.equal(policyMapId(ep.id));
+      const map = pinned('cilium_policy_00010');
+      try {
+        const held = map.lookupBatch().map(([key, value]) => ({ key: decodePolicyKey(key), deny: decodePolicyValue(value).deny }));
+        expect(held).to.have.length(10001);
+        const egress = held.filter((e) => e.key.egress);
+        expect(egress.every((e) => e.deny && e.key.dport === 81 && e.key.identity >= 100000 && e.key.identity < 110000)).to.equal(true);
+      } finally {
+        map.close();
+      }
+      await dp.syncIPCache([{ prefix: '10.100.0.2/32', identity: 100005 }]);
+      dp.drainEvents();
+      expect(synTo('10.100.0.2', 81)).to.equal(2);
+      expect(lastDropReason()).to.equal(181);
+      expect(synTo('10.100.0.2', 80)).to.equal(2);
+      expect(lastDropReason()).to.equal(133);
     });
 
     it('leaves the endpoint closed when a write fails part way, counting the writes made', async function () {
@@ -253,6 +314,43 @@ describe('LinuxDatapath', function () {
       expect(dp.testRun('from-container', syn).retval).to.equal(0);
       const clean = await dp.resync();
       expect(Object.values(clean).every((r) => r.added + r.updated + r.removed === 0), JSON.stringify(clean)).to.equal(true);
+    });
+
+    it('rewrites each policy map as syncPolicy does, failing closed alone and reporting every failure', async function () {
+      const dp = await open();
+      const [a, b] = [endpoint(0), endpoint(1)];
+      for (const ep of [a, b]) await dp.upsertEndpoint(ep);
+      const policy: PolicyEntry[] = [{ identity: 5, direction: 'egress', protocol: 6, port: 80, deny: false }];
+      for (const ep of [a, b]) await dp.syncPolicy(ep.id, policy);
+      await dp.syncIPCache([{ prefix: '10.100.0.1/32', identity: 5 }]);
+      const syn = (ep: EndpointSpec): Buffer => tcpPacket({ src: ep.ipv4, dst: '10.100.0.1', sport: 1000, dport: 80, flags: TCP_SYN });
+      const allowKey = encodePolicyKey({ identity: 5, egress: true, protocol: 6, dport: 80, prefixLen: 24 });
+      const asDeny = encodePolicyValue({ deny: true, prefixLen: 24 });
+      // Both policy maps get their allow turned into a deny; a's map then refuses every write.
+      for (const ep of [a, b]) {
+        const m = pinned(`cilium_policy_000${ep.id}`);
+        try {
+          m.update(allowKey, asDeny);
+          if (ep === a) expect(bpfMapFreeze(m.fd)).to.equal(0);
+        } finally {
+          m.close();
+        }
+      }
+      const ipc = pinned('cilium_ipcache');
+      try {
+        ipc.delete([...ipc.keys()][0]!);
+      } finally {
+        ipc.close();
+      }
+      const err = await rejection(dp.resync());
+      expect(err.message).to.match(/^datapath resync: 1 map\(s\) could not be repaired, the rest were: cilium_policy_00010: endpoint 10: policy write failed, endpoint drops all traffic \(203\).*map cilium_policy_00010: write 1 of 1 failed/);
+      expect(policyInUse(a.id)).to.equal(undefined);
+      dp.drainEvents();
+      expect(dp.testRun('from-container', syn(a)).retval).to.equal(2);
+      expect(dp.drainEvents().filter((e) => e.type === 'drop').map((e) => e.type === 'drop' && e.reason)).to.deep.equal([203]);
+      // b's map and the ipcache, after a's in the walk, were still repaired.
+      expect(policyInUse(b.id)).to.equal(policyMapId(b.id));
+      expect(dp.testRun('from-container', syn(b)).retval).to.equal(0);
     });
   });
 
@@ -327,6 +425,59 @@ describe('LinuxDatapath', function () {
       expect(attachedIds(moved.ifindex)).to.deep.equal([dp.programId('from-container'), dp.programId('to-container')]);
       const fromOld = tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN });
       expect(dp.testRun('from-container', fromOld).retval, 'old address is no endpoint any more').to.equal(2);
+    });
+
+    it('moves an endpoint that keeps its address to a new link, detaching the old one', async function () {
+      const dp = await open();
+      const ep = endpoint(0);
+      await dp.upsertEndpoint(ep);
+      await dp.upsertEndpoint({ ...ep, ifname: links[1]!.ifname, ifindex: links[1]!.ifindex });
+      expect(attachedIds(ep.ifindex)).to.deep.equal([undefined, undefined]);
+      expect(attachedIds(links[1]!.ifindex)).to.deep.equal([dp.programId('from-container'), dp.programId('to-container')]);
+    });
+
+    it('rolls back when a hook cannot be attached: no lxc entry, nothing left on the other hook', async function () {
+      const dp = await open();
+      const link = await createTestLink('lr');
+      try {
+        // Another classifier holds egress priority 1 for IPv4 only, so the egress filter (all
+        // protocols) cannot go on at that priority.
+        execFileSync('tc', ['qdisc', 'add', 'dev', link.ifname, 'clsact']);
+        execFileSync('tc', ['filter', 'add', 'dev', link.ifname, 'egress', 'pref', '1', 'protocol', 'ip', 'u32', 'match', 'u32', '0', '0']);
+        const ep: EndpointSpec = { ...endpoint(0), ifname: link.ifname, ifindex: link.ifindex };
+        const err = await rejection(dp.upsertEndpoint(ep));
+        expect(err.message, err.message).to.match(new RegExp(`^endpoint 10 link ${link.ifname} \\(ifindex ${link.ifindex}\\): cannot attach cil_to_container on tc egress: [\\s\\S]*; rolled back tc ingress$`));
+        expect(tcQuery({ ifindex: link.ifindex, direction: 'ingress' })).to.equal(undefined);
+        const syn = tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN });
+        // Without its lxc entry the address is no endpoint: the program drops it as spoofed.
+        expect(dp.testRun('from-container', syn, 1, link.ifindex).retval).to.equal(2);
+        expect(dp.drainEvents().filter((e) => e.type === 'drop').map((e) => e.type === 'drop' && e.reason)).to.deep.equal([132]);
+      } finally {
+        await removeTestLink(link);
+      }
+    });
+
+    it('closes an endpoint whose policy pin was lost while cilium_policy_maps still names the old map', async function () {
+      const first = await open();
+      const ep = endpoint(0);
+      await first.upsertEndpoint(ep);
+      await first.syncPolicy(ep.id, []);
+      const oldMap = policyMapId(ep.id);
+      await first.close();
+      opened.splice(0);
+      rmSync(path.join(pinDir!, 'cilium_policy_00010'));
+      expect(policyInUse(ep.id)).to.equal(oldMap);
+
+      const second = await open();
+      await second.upsertEndpoint(ep);
+      expect(policyInUse(ep.id)).to.equal(undefined);
+      const syn = tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN });
+      second.drainEvents();
+      expect(second.testRun('from-container', syn).retval).to.equal(2);
+      expect(second.drainEvents().filter((e) => e.type === 'drop').map((e) => e.type === 'drop' && e.reason)).to.deep.equal([203]);
+      await second.syncPolicy(ep.id, []);
+      expect(policyInUse(ep.id)).to.equal(policyMapId(ep.id));
+      expect(second.testRun('from-container', syn).retval).to.equal(0);
     });
 
     it('removes an endpoint: lxc entry, policy map pin, conntrack and tc filters', async function () {

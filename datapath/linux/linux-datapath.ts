@@ -12,7 +12,7 @@ import { tcAttach, tcDetach, tcQuery, type TcDirection } from '../libbpf/tc.js';
 import { decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
 import { DATAPATH_LAYOUTS } from '../maps/datapath-layouts.js';
 import { ipv4String } from '../maps/ipv4.js';
-import { assertLayouts } from '../maps/layout.js';
+import { assertLayouts, describeFailure } from '../maps/layout.js';
 import { decodeEndpointInfo, decodeEndpointKey, encodeEndpointInfo, encodeEndpointKey, type EndpointInfo } from '../maps/lxc.js';
 import { decodeMetricsKey, sumPerCpu, type Counter } from '../maps/metrics.js';
 import { POLICY_ENTRY_LAYOUT, POLICY_KEY_LAYOUT, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
@@ -21,6 +21,7 @@ import type { Datapath, DatapathEvent, Direction, Enforcement, EndpointSpec, IPC
 import { checkEndpointId, checkEndpointSpec, ipcacheContents } from './desired-state.js';
 import { DatapathError } from './errors.js';
 import { EventStream } from './event-stream.js';
+import { ipcacheWriteOrder } from './ipcache-writes.js';
 import { ShadowedMap, type MapContents } from './map-sync.js';
 import { MapWriteCounter, type MapWriteCount } from './map-writes.js';
 import { DEFAULT_PIN_DIR, endpointIdOfPolicyPin, LXC_OBJECT_PATH, policyMapName, preparePinDir } from './paths.js';
@@ -81,10 +82,6 @@ function settle<T>(fn: () => T): Promise<T> {
   }
 }
 
-function message(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
 /** Why a pinned map cannot serve as an endpoint policy map; empty when it can. */
 function policyMapMismatches(map: BpfMap): string[] {
   const want = { type: 'lpm_trie', keySize: POLICY_KEY_LAYOUT.size, valueSize: POLICY_ENTRY_LAYOUT.size, maxEntries: POLICY_MAP_MAX_ENTRIES, flags: BPF_F_NO_PREALLOC };
@@ -115,7 +112,7 @@ export class LinuxDatapath implements Datapath {
     this.maps = maps;
     this.programs = programs;
     this.lxc = new ShadowedMap(maps.cilium_lxc, 'cilium_lxc', this.writes);
-    this.ipcache = new ShadowedMap(maps.cilium_ipcache, 'cilium_ipcache', this.writes);
+    this.ipcache = new ShadowedMap(maps.cilium_ipcache, 'cilium_ipcache', this.writes, ipcacheWriteOrder);
     this.readPolicyAttachments(this.policyAttached);
     this.eventStream = new EventStream(maps.cilium_events, log);
   }
@@ -171,13 +168,14 @@ export class LinuxDatapath implements Datapath {
       const info: EndpointInfo = { ifindex: ep.ifindex, lxcId: ep.id, flags: 0, mac: ep.mac, nodeMac: ep.nodeMac, secId: ep.identity, parentIfindex: 0 };
       const value = encodeEndpointInfo(info);
 
-      this.policyMap(ep.id, true);
+      const policy = this.policyMap(ep.id, true);
+      this.closeStalePolicy(ep.id, policy);
       const moved: string[] = [];
       for (const [ip, old] of this.lxcEntriesOf(ep.id)) {
+        if (old.ifindex !== ep.ifindex) this.detach(old.ifindex);
         if (ip === ep.ipv4) continue;
         this.lxc.remove(encodeEndpointKey(ip));
         moved.push(ip);
-        if (old.ifindex !== ep.ifindex) this.detach(old.ifindex);
       }
       this.flushConntrack(moved);
       const previous = this.lxc.contents.get(key.toString('hex'));
@@ -186,7 +184,17 @@ export class LinuxDatapath implements Datapath {
       }
       this.lxc.set(key, value);
       // The programs go on last, so no packet meets a half-made endpoint.
-      this.attach(ep.ifindex, ep.ifname);
+      try {
+        this.attach(ep.ifindex, `endpoint ${ep.id} link ${ep.ifname} (ifindex ${ep.ifindex})`);
+      } catch (err) {
+        // The lxc entry must not outlive programs that are not there to enforce it.
+        try {
+          this.rollBackLxc(key, previous);
+        } catch (lxcErr) {
+          throw new DatapathError(`endpoint ${ep.id}`, `${describeFailure(err)}; its cilium_lxc entry could not be rolled back either: ${describeFailure(lxcErr)}`, { cause: new AggregateError([err, lxcErr], `endpoint ${ep.id}: attach failed`) });
+        }
+        throw err;
+      }
     });
   }
 
@@ -240,40 +248,81 @@ export class LinuxDatapath implements Datapath {
       try {
         desired = policyMapContents(entries, enforcement);
       } catch (err) {
-        this.failClosed(endpointId);
-        throw new DatapathError(`endpoint ${endpointId}`, `policy cannot be computed, endpoint drops all traffic (203) until a sync succeeds: ${message(err)}`, { cause: err });
+        throw this.closedAfter(endpointId, 'policy cannot be computed', err);
       }
-      try {
-        const diff = map.diff(desired);
-        const plan = safePolicyOrder(diff, map.contents);
-        let result: SyncResult;
-        if (plan.peak <= map.maxEntries) {
-          result = map.write(plan.writes);
-        } else {
-          // No order keeps both policies' bounds within the map's capacity: close the endpoint for
-          // the moment of the rewrite instead.
-          this.failClosed(endpointId);
-          result = map.write(compactPolicyOrder(diff));
-        }
-        this.attachPolicy(endpointId, map);
-        return result;
-      } catch (err) {
-        this.failClosed(endpointId);
-        throw new DatapathError(`endpoint ${endpointId}`, `policy write failed, endpoint drops all traffic (203) until a sync succeeds: ${message(err)}`, { cause: err });
-      }
+      return this.writePolicy(endpointId, map, desired, true);
     });
   }
 
   /**
+   * Moves the policy map to `desired` in an order no more permissive than old and new together,
+   * then (`open`) makes it reachable. Fails closed like syncPolicy.
+   */
+  private writePolicy(endpointId: number, map: ShadowedMap, desired: MapContents, open: boolean): SyncResult {
+    try {
+      const diff = map.diff(desired);
+      const plan = safePolicyOrder(diff, map.contents);
+      let result: SyncResult;
+      if (plan.peak <= map.maxEntries) {
+        result = map.write(plan.writes, desired);
+      } else {
+        // No order keeps both policies' bounds within the map's capacity: close the endpoint for
+        // the moment of the rewrite instead.
+        this.failClosed(endpointId);
+        result = map.write(compactPolicyOrder(diff), desired);
+      }
+      if (open) this.attachPolicy(endpointId, map);
+      return result;
+    } catch (err) {
+      throw this.closedAfter(endpointId, 'policy write failed', err);
+    }
+  }
+
+  /** Fails the endpoint closed after `err`; the error to throw keeps `err` and any failure to close. */
+  private closedAfter(endpointId: number, what: string, err: unknown): DatapathError {
+    const subject = `endpoint ${endpointId}`;
+    try {
+      this.failClosed(endpointId);
+    } catch (closeErr) {
+      return new DatapathError(subject, `${what} and the endpoint could not be closed either (${describeFailure(closeErr)}): ${describeFailure(err)}`, { cause: new AggregateError([err, closeErr], `${subject}: ${what}`) });
+    }
+    return new DatapathError(subject, `${what}, endpoint drops all traffic (203) until a sync succeeds: ${describeFailure(err)}`, { cause: err });
+  }
+
+  /**
    * Reads every map this datapath writes back from the kernel and repairs what differs from what
-   * it last wrote (entries changed behind its back); returns the repairs per map.
+   * it means them to hold (failed writes, entries changed behind its back); returns the repairs
+   * per map. Policy maps are rewritten as syncPolicy writes them, failing closed alone. Every map
+   * is tried; failures are thrown together at the end.
    */
   resync(): Promise<Record<string, SyncResult>> {
     return settle(() => {
       this.live();
-      const out: Record<string, SyncResult> = { cilium_lxc: this.lxc.resync(), cilium_ipcache: this.ipcache.resync() };
-      for (const map of this.policyMaps.values()) out[map.name] = map.resync();
-      out.cilium_policy_maps = this.resyncPolicyAttachments();
+      const out: Record<string, SyncResult> = {};
+      const failed: Array<{ name: string; err: unknown }> = [];
+      const attempt = (name: string, fn: () => SyncResult): void => {
+        try {
+          out[name] = fn();
+        } catch (err) {
+          failed.push({ name, err });
+        }
+      };
+      attempt('cilium_lxc', () => this.lxc.resync());
+      attempt('cilium_ipcache', () => this.ipcache.resync());
+      for (const [id, map] of this.policyMaps) {
+        attempt(map.name, () => {
+          map.reload();
+          return this.writePolicy(id, map, new Map(map.intended), this.policyAttached.has(id));
+        });
+      }
+      attempt('cilium_policy_maps', () => this.resyncPolicyAttachments());
+      if (failed.length > 0) {
+        throw new DatapathError(
+          'datapath resync',
+          `${failed.length} map(s) could not be repaired, the rest were: ${failed.map((f) => `${f.name}: ${describeFailure(f.err)}`).join('; ')}`,
+          { cause: new AggregateError(failed.map((f) => f.err), 'datapath resync') },
+        );
+      }
       return out;
     });
   }
@@ -403,6 +452,23 @@ export class LinuxDatapath implements Datapath {
     this.writes.update('cilium_policy_maps');
   }
 
+  /**
+   * After a restart whose policy pin was lost, cilium_policy_maps may still point at an older map
+   * that nothing here can update; the endpoint stays closed until its next successful syncPolicy.
+   */
+  private closeStalePolicy(id: number, map: ShadowedMap): void {
+    const attached = this.maps.cilium_policy_maps.lookup(u32(id));
+    if (attached === undefined || attached.readUInt32LE(0) === map.map.id) return;
+    this.log.warn('endpoint policy map differs from the one its programs use; closing it until a policy sync', { endpoint: id, attachedMapId: attached.readUInt32LE(0), mapId: map.map.id });
+    this.failClosed(id);
+  }
+
+  /** Puts back the cilium_lxc entry an upsert replaced (or removes the one it created). */
+  private rollBackLxc(key: Buffer, previous: { value: Buffer } | undefined): void {
+    if (previous === undefined) this.lxc.remove(key);
+    else this.lxc.set(key, previous.value);
+  }
+
   /** Takes the endpoint's policy out of the programs' reach: its packets drop with 203. */
   private failClosed(id: number): void {
     this.policyAttached.delete(id);
@@ -451,26 +517,47 @@ export class LinuxDatapath implements Datapath {
     return entry === undefined ? undefined : decodeEndpointInfo(entry.value).ifindex;
   }
 
-  private attach(ifindex: number, ifname: string): void {
+  /**
+   * Puts the programs on both hooks of `ifindex` (`owner` names it in errors). When a hook fails,
+   * the hooks this call newly attached are detached again, so the link is never half enforced.
+   */
+  private attach(ifindex: number, owner: string): void {
+    const added: TcDirection[] = [];
     for (const direction of HOOKS) {
       const prog = this.programs[PROGRAM_OF_HOOK[direction]];
       const filter = { ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY };
       try {
         // Replacing the filter in place swaps programs atomically: no packet passes unchecked.
-        if (tcQuery(filter) !== prog.id) tcAttach({ ...filter, progFd: prog.fd });
+        const current = tcQuery(filter);
+        if (current !== prog.id) {
+          tcAttach({ ...filter, progFd: prog.fd });
+          if (current === undefined) added.push(direction);
+        }
       } catch (err) {
-        throw new DatapathError(`endpoint link ${ifname} (ifindex ${ifindex})`, `cannot attach ${prog.name} on tc ${direction}: ${message(err)}`, { cause: err });
+        const undone: string[] = [];
+        for (const hook of added) {
+          try {
+            this.detachHook(ifindex, hook);
+            undone.push(hook);
+          } catch (detachErr) {
+            undone.push(`${hook} NOT detached (${describeFailure(detachErr)})`);
+          }
+        }
+        const rollback = undone.length > 0 ? `; rolled back tc ${undone.join(', ')}` : '';
+        throw new DatapathError(owner, `cannot attach ${prog.name} on tc ${direction}: ${describeFailure(err)}${rollback}`, { cause: err });
       }
     }
   }
 
   private detach(ifindex: number): void {
-    for (const direction of HOOKS) {
-      try {
-        tcDetach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY });
-      } catch (err) {
-        if (!(err instanceof BpfError && IGNORABLE_DETACH_ERRNOS.has(err.errno))) throw err;
-      }
+    for (const direction of HOOKS) this.detachHook(ifindex, direction);
+  }
+
+  private detachHook(ifindex: number, direction: TcDirection): void {
+    try {
+      tcDetach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY });
+    } catch (err) {
+      if (!(err instanceof BpfError && IGNORABLE_DETACH_ERRNOS.has(err.errno))) throw err;
     }
   }
 
@@ -478,11 +565,11 @@ export class LinuxDatapath implements Datapath {
     for (const [ip, info] of this.lxcEntries()) {
       try {
         if (HOOKS.some((direction) => tcQuery({ ifindex: info.ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined)) {
-          this.attach(info.ifindex, `of endpoint ${info.lxcId}`);
+          this.attach(info.ifindex, `endpoint ${info.lxcId} link ifindex ${info.ifindex}`);
         }
       } catch (err) {
         // The link may be gone with its pod; pruneEndpoints removes what is left.
-        this.log.warn('could not adopt endpoint programs', { endpoint: info.lxcId, ip, ifindex: info.ifindex, error: message(err) });
+        this.log.warn('could not adopt endpoint programs', { endpoint: info.lxcId, ip, ifindex: info.ifindex, error: describeFailure(err) });
       }
     }
   }

@@ -31,7 +31,8 @@ export class LayoutMismatchError extends Error {
   }
 }
 
-function describeFailure(err: unknown): string {
+/** The message of a thrown value, which need not be an Error. */
+export function describeFailure(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
