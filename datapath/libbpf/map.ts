@@ -166,6 +166,11 @@ export class BpfMap {
     return true;
   }
 
+  /** Makes the map read-only for user space: every later update or delete fails with EPERM. */
+  freeze(): void {
+    check(fn.mapFreeze(this.fd), 'freeze map', this.name);
+  }
+
   *keys(): IterableIterator<Buffer> {
     let prev: Buffer | null = null;
     for (;;) {

@@ -145,6 +145,7 @@ export const fn = {
   mapLookup: libbpf.func('int bpf_map_lookup_elem(int fd, const void *key, _Out_ void *value)') as (fd: number, key: Buffer, value: Buffer) => number,
   mapUpdate: libbpf.func('int bpf_map_update_elem(int fd, const void *key, const void *value, uint64_t flags)') as (fd: number, key: Buffer, value: Buffer, flags: number) => number,
   mapDelete: libbpf.func('int bpf_map_delete_elem(int fd, const void *key)') as (fd: number, key: Buffer) => number,
+  mapFreeze: libbpf.func('int bpf_map_freeze(int fd)') as (fd: number) => number,
   mapGetNextKey: libbpf.func('int bpf_map_get_next_key(int fd, const void *key, _Out_ void *next_key)') as (fd: number, key: Buffer | null, next: Buffer) => number,
   mapLookupBatch: libbpf.func('int bpf_map_lookup_batch(int fd, void *in_batch, _Out_ void *out_batch, _Out_ void *keys, _Out_ void *values, _Inout_ uint32_t *count, const bpf_map_batch_opts *opts)') as (
     fd: number, inBatch: Buffer | null, outBatch: Buffer, keys: Buffer, values: Buffer, count: [number], opts: Record<string, number>) => number,
