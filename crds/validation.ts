@@ -8,7 +8,7 @@ import { Ajv } from 'ajv';
 import type { ErrorObject, SchemaObject, ValidateFunction } from 'ajv';
 import addFormats from 'ajv-formats';
 import { isLooseCidr } from './cidr.js';
-import { parseCrd, schemaOf } from './crd-file.js';
+import { crdFileOf, parseCrd, schemaOf } from './crd-file.js';
 import type {
   CiliumClusterwideNetworkPolicy,
   CiliumEndpoint,
@@ -28,17 +28,9 @@ export interface FieldError {
 
 export type ValidationResult<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
 
-const crdFiles = {
-  CiliumEndpoint: 'ciliumendpoints.yaml',
-  CiliumIdentity: 'ciliumidentities.yaml',
-  CiliumNetworkPolicy: 'ciliumnetworkpolicies.yaml',
-  CiliumClusterwideNetworkPolicy: 'ciliumclusterwidenetworkpolicies.yaml',
-  CiliumNode: 'ciliumnodes.yaml',
-} as const;
+export const ciliumKinds = ['CiliumEndpoint', 'CiliumIdentity', 'CiliumNetworkPolicy', 'CiliumClusterwideNetworkPolicy', 'CiliumNode'] as const;
 
-export type CiliumKind = keyof typeof crdFiles;
-
-export const ciliumKinds = Object.keys(crdFiles) as CiliumKind[];
+export type CiliumKind = (typeof ciliumKinds)[number];
 
 const celKeyword = 'x-kubernetes-validations';
 
@@ -122,8 +114,8 @@ interface CompiledKind {
 }
 
 function compileKind(ajv: Ajv, kind: CiliumKind): CompiledKind {
-  const url = new URL(`./cilium.io/v2/${crdFiles[kind]}`, import.meta.url);
-  const schema = schemaOf(parseCrd(url.pathname, readFileSync(url, 'utf8')));
+  const { path } = crdFileOf(kind);
+  const schema = schemaOf(parseCrd(path, readFileSync(path, 'utf8')));
   const jsonSchema = toJsonSchema(schema);
   jsonSchema.required = [...new Set(['apiVersion', 'kind', 'metadata', ...(schema.required ?? [])])];
   return { schema, validate: ajv.compile(jsonSchema) };

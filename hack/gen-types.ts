@@ -3,10 +3,8 @@
 // committed; crds/codegen.test.ts fails when it is stale or when an orphan is left behind.
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { filesInGeneratedDirs, renderCrdFiles, renderTypeFiles } from '../crds/codegen.js';
-
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+import { repoRoot as repo } from '../test/envtest/paths.js';
 
 const crds = renderCrdFiles();
 const rendered = new Map([...crds, ...(await renderTypeFiles(crds))]);

@@ -4,7 +4,7 @@ import { mkdirSync, statfsSync } from 'node:fs';
 import { BpfError, fromNodeError } from './errors.js';
 import { fn, lastErrno } from './native.js';
 
-export const BPF_FS_MAGIC = 0xcafe4a11;
+const BPF_FS_MAGIC = 0xcafe4a11;
 
 export function isBpffs(dir: string): boolean {
   try {

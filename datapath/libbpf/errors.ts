@@ -47,6 +47,7 @@ export function fromNodeError(err: unknown, op: string, object: string): BpfErro
 export const ENOENT = 2;
 export const EINVAL = 22;
 export const EEXIST = 17;
+export const ENODEV = 19;
 export const ENOSPC = 28;
 export const EOPNOTSUPP = 95;
 /** Kernel-internal "operation not supported" that bpf(2) leaks for missing map ops. */

@@ -1,13 +1,14 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { ipv4Bytes } from '../maps/ipv4.js';
 import { BpfError } from './errors.js';
 import { BPF_F_NO_PREALLOC, BpfMap, numPossibleCpus } from './map.js';
 import { makeBpffsDir, removeDir, u32, u64 } from './testdata/fixtures.js';
 
 /** struct bpf_lpm_trie_key with a 4-byte IPv4 address. */
 function lpmKey(prefixLen: number, addr: string): Buffer {
-  return Buffer.concat([u32(prefixLen), Buffer.from(addr.split('.').map(Number))]);
+  return Buffer.concat([u32(prefixLen), ipv4Bytes(addr)]);
 }
 
 function expectBpfError(body: () => unknown, errno: number, ...named: string[]): BpfError {

@@ -67,7 +67,7 @@ function isPerCpu(type: MapType): boolean {
 }
 
 /** Kernel info for a map fd: type, sizes, name (at most 15 characters), ids. */
-export function mapInfoByFd(fd: number, what: string): MapIdentity {
+function mapInfoByFd(fd: number, what: string): MapIdentity {
   const buf = Buffer.alloc(mapInfoSize);
   check(fn.objGetInfoByFd(fd, buf, [buf.length]), 'get info of map', what);
   const info = koffi.decode(buf, MapInfo) as { type: number; id: number; key_size: number; value_size: number; max_entries: number; map_flags: number; name: string; btf_id: number };

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { IPPROTO_TCP, IPPROTO_UDP } from '../maps/protocols.js';
 import { BpfError } from './errors.js';
 import { BpfMap } from './map.js';
 import { BpfObject } from './object.js';
@@ -8,8 +9,6 @@ import { compileFixture, ipv4Packet, makeBpffsDir, makeTempDir, removeDir, u32 }
 
 const TC_ACT_OK = 0;
 const TC_ACT_SHOT = 2;
-const IPPROTO_TCP = 6;
-const IPPROTO_UDP = 17;
 
 describe('BpfObject', function () {
   let buildDir: string | undefined;

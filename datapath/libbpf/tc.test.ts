@@ -1,14 +1,14 @@
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { createTestLink, removeTestLink, type TestLink } from '../linux/testing/fixtures.js';
 import { BpfError } from './errors.js';
 import type { BpfObject } from './object.js';
 import type { BpfProgram } from './prog.js';
 import { tcAttach, tcDetach, tcHookDestroy, tcQuery } from './tc.js';
-import { fixtureSuite, ip, tc, uniqueName, type FixtureSuite } from './testdata/fixtures.js';
+import { fixtureSuite, tc, type FixtureSuite } from './testdata/fixtures.js';
 
 describe('tc attach', function () {
   let suite: FixtureSuite | undefined;
-  let link: string | undefined;
+  let link: TestLink | undefined;
   let ifindex = 0;
   const objects: BpfObject[] = [];
   const progs: BpfProgram[] = [];
@@ -27,16 +27,14 @@ describe('tc attach', function () {
     suite = await fixtureSuite();
   });
   beforeEach(async function () {
-    const name = uniqueName('tc');
     // A veth pair: the kernel here has no dummy driver. Deleting one end removes both.
-    await ip('link', 'add', name, 'type', 'veth', 'peer', 'name', `${name}p`.slice(0, 15));
-    link = name;
-    ifindex = Number(readFileSync(`/sys/class/net/${link}/ifindex`, 'utf8'));
+    link = await createTestLink('tc');
+    ifindex = link.ifindex;
   });
   afterEach(async function () {
     try {
       // Deleting the link takes its clsact qdisc and filters with it.
-      if (link !== undefined) await ip('link', 'del', link);
+      await removeTestLink(link);
     } finally {
       link = undefined;
       for (const p of progs.splice(0)) p.close();
@@ -53,7 +51,7 @@ describe('tc attach', function () {
     tcAttach({ ifindex, direction: 'ingress', progFd: prog.fd });
     expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(prog.id);
     expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(undefined);
-    const shown = await tc('filter', 'show', 'dev', link!, 'ingress');
+    const shown = await tc('filter', 'show', 'dev', link!.ifname, 'ingress');
     expect(shown).to.match(/pref 1 bpf chain 0 handle 0x1 .*direct-action/);
     expect(shown).to.contain(` id ${prog.id} name fixture_classif `);
     tcDetach({ ifindex, direction: 'ingress' });
@@ -76,9 +74,9 @@ describe('tc attach', function () {
     const prog = loadProgram();
     tcAttach({ ifindex, direction: 'ingress', progFd: prog.fd });
     tcAttach({ ifindex, direction: 'egress', progFd: prog.fd });
-    expect(await tc('qdisc', 'show', 'dev', link!)).to.contain('clsact');
+    expect(await tc('qdisc', 'show', 'dev', link!.ifname)).to.contain('clsact');
     tcHookDestroy(ifindex);
-    expect(await tc('qdisc', 'show', 'dev', link!)).to.not.contain('clsact');
+    expect(await tc('qdisc', 'show', 'dev', link!.ifname)).to.not.contain('clsact');
     expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
     tcHookDestroy(ifindex);
   });

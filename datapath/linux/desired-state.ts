@@ -7,7 +7,7 @@ import { DatapathError } from './errors.js';
 import type { MapContents, MapEntry } from './map-sync.js';
 
 /** Node-local endpoint ids, as upstream allocates them. */
-export const MAX_ENDPOINT_ID = 4095;
+const MAX_ENDPOINT_ID = 4095;
 const MAX_IDENTITY = 0xffffffff;
 
 export function checkEndpointId(id: number): void {

@@ -5,6 +5,7 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { decodeIpcacheKey, decodeRemoteEndpointInfo } from '../maps/ipcache.js';
+import { parseIPv4Prefix } from '../maps/ipv4.js';
 import type { IPCacheEntry } from '../types.js';
 import { ipcacheContents } from './desired-state.js';
 import { ipcacheWriteOrder } from './ipcache-writes.js';
@@ -16,11 +17,9 @@ const WORLD = 'world';
 /** The identity of each address 10.0.0.0-255: its longest covering prefix's, or world when none covers it. */
 function resolveAll(map: MapContents): Array<number | typeof WORLD> {
   const prefixes = [...map.values()].map(({ key, value }) => {
-    const [addr, bitsText] = decodeIpcacheKey(key).split('/');
-    const bits = Number(bitsText);
+    const { addr, bits } = parseIPv4Prefix(decodeIpcacheKey(key));
     const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-    const base = addr!.split('.').reduce((acc, octet) => ((acc << 8) | Number(octet)) >>> 0, 0);
-    return { bits, mask, base: (base & mask) >>> 0, identity: decodeRemoteEndpointInfo(value).identity };
+    return { bits, mask, base: addr.readUInt32BE(0), identity: decodeRemoteEndpointInfo(value).identity };
   });
   return Array.from({ length: 256 }, (_, host) => {
     const ip = ((10 << 24) | host) >>> 0;

@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { newLogger } from '../../controllers/runtime/log.js';
 import { BpfMap } from '../libbpf/map.js';
-import { u32 } from '../libbpf/testdata/fixtures.js';
+import { u32 } from '../libbpf/bytes.js';
 import { tcDetach, tcQuery } from '../libbpf/tc.js';
 import { decodePolicyKey, decodePolicyValue, encodePolicyKey, encodePolicyValue, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
 import type { EndpointSpec, IPCacheEntry, PolicyEntry } from '../types.js';
 import { DatapathError } from './errors.js';
 import { LinuxDatapath } from './linux-datapath.js';
+import { policyMapName } from './paths.js';
 import { createTestLink, makePinDir, removePinDir, removeTestLink, TEST_PREFIX, type TestLink } from './testing/fixtures.js';
 import { tcpPacket, TCP_SYN } from './testing/packets.js';
 
@@ -27,6 +28,11 @@ async function rejection(p: Promise<unknown>): Promise<Error> {
     return err as Error;
   }
   return expect.fail('expected a rejection');
+}
+
+/** The reasons of the drop events queued since the last drain, oldest first; drains the queue. */
+function dropReasons(dp: LinuxDatapath): number[] {
+  return dp.drainEvents().flatMap((e) => (e.type === 'drop' ? [e.reason] : []));
 }
 
 function ipcache(n: number, identity: (i: number) => number): IPCacheEntry[] {
@@ -63,7 +69,7 @@ describe('LinuxDatapath', function () {
     }
   }
   function policyMapId(id: number): number {
-    const m = pinned(`cilium_policy_000${id}`);
+    const m = pinned(policyMapName(id));
     try {
       return m.id;
     } finally {
@@ -115,14 +121,9 @@ describe('LinuxDatapath', function () {
 
     it('refuses one prefix with two identities, naming it', async function () {
       const dp = await open();
-      const sync = dp.syncIPCache([{ prefix: '10.1.0.0/16', identity: 5 }, { prefix: '10.1.0.0/16', identity: 6 }]);
-      try {
-        await sync;
-        expect.fail('sync accepted a conflicting prefix');
-      } catch (err) {
-        expect(err).to.be.instanceOf(DatapathError);
-        expect((err as Error).message).to.match(/ipcache entry 1 \(10\.1\.0\.0\/16\): prefix given twice .*5 and 6/);
-      }
+      const err = await rejection(dp.syncIPCache([{ prefix: '10.1.0.0/16', identity: 5 }, { prefix: '10.1.0.0/16', identity: 6 }]));
+      expect(err).to.be.instanceOf(DatapathError);
+      expect(err.message).to.match(/ipcache entry 1 \(10\.1\.0\.0\/16\): prefix given twice .*5 and 6/);
     });
   });
 
@@ -148,12 +149,8 @@ describe('LinuxDatapath', function () {
 
     it('needs the endpoint first', async function () {
       const dp = await open();
-      try {
-        await dp.syncPolicy(999, []);
-        expect.fail('syncPolicy accepted an unknown endpoint');
-      } catch (err) {
-        expect((err as Error).message).to.match(/endpoint 999: has no policy map at .*cilium_policy_00999; upsertEndpoint must come first/);
-      }
+      const err = await rejection(dp.syncPolicy(999, []));
+      expect(err.message).to.match(/endpoint 999: has no policy map at .*cilium_policy_00999; upsertEndpoint must come first/);
     });
   });
 
@@ -168,8 +165,7 @@ describe('LinuxDatapath', function () {
       return dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: ip, sport: sport++, dport, flags: TCP_SYN })).retval;
     }
     function lastDropReason(): number | undefined {
-      const drops = dp.drainEvents().filter((e) => e.type === 'drop');
-      return drops.at(-1)?.type === 'drop' ? drops.at(-1)!.reason : undefined;
+      return dropReasons(dp).at(-1);
     }
     beforeEach(async function () {
       dp = await open();
@@ -324,7 +320,7 @@ describe('LinuxDatapath', function () {
       const asDeny = encodePolicyValue({ deny: true, prefixLen: 24 });
       // Both policy maps get their allow turned into a deny; a's map then refuses every write.
       for (const ep of [a, b]) {
-        const m = pinned(`cilium_policy_000${ep.id}`);
+        const m = pinned(policyMapName(ep.id));
         try {
           m.update(allowKey, asDeny);
           if (ep === a) m.freeze();
@@ -343,7 +339,7 @@ describe('LinuxDatapath', function () {
       expect(policyInUse(a.id)).to.equal(undefined);
       dp.drainEvents();
       expect(dp.testRun('from-container', syn(a)).retval).to.equal(2);
-      expect(dp.drainEvents().filter((e) => e.type === 'drop').map((e) => e.type === 'drop' && e.reason)).to.deep.equal([203]);
+      expect(dropReasons(dp)).to.deep.equal([203]);
       // b's map and the ipcache, after a's in the walk, were still repaired.
       expect(policyInUse(b.id)).to.equal(policyMapId(b.id));
       expect(dp.testRun('from-container', syn(b)).retval).to.equal(0);
@@ -447,7 +443,7 @@ describe('LinuxDatapath', function () {
         const syn = tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN });
         // Without its lxc entry the address is no endpoint: the program drops it as spoofed.
         expect(dp.testRun('from-container', syn, 1, link.ifindex).retval).to.equal(2);
-        expect(dp.drainEvents().filter((e) => e.type === 'drop').map((e) => e.type === 'drop' && e.reason)).to.deep.equal([132]);
+        expect(dropReasons(dp)).to.deep.equal([132]);
       } finally {
         await removeTestLink(link);
       }
@@ -470,7 +466,7 @@ describe('LinuxDatapath', function () {
       const syn = tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN });
       second.drainEvents();
       expect(second.testRun('from-container', syn).retval).to.equal(2);
-      expect(second.drainEvents().filter((e) => e.type === 'drop').map((e) => e.type === 'drop' && e.reason)).to.deep.equal([203]);
+      expect(dropReasons(second)).to.deep.equal([203]);
       await second.syncPolicy(ep.id, []);
       expect(policyInUse(ep.id)).to.equal(policyMapId(ep.id));
       expect(second.testRun('from-container', syn).retval).to.equal(0);

@@ -4,8 +4,9 @@
 import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { newLogger, type Logger } from '../../controllers/runtime/log.js';
-import { BpfError, ENOENT } from '../libbpf/errors.js';
-import { BPF_F_NO_PREALLOC, BpfMap } from '../libbpf/map.js';
+import { u32 } from '../libbpf/bytes.js';
+import { BpfError, EINVAL, ENODEV, ENOENT } from '../libbpf/errors.js';
+import { BPF_F_NO_PREALLOC, BpfMap, type MapCreateOptions } from '../libbpf/map.js';
 import { BpfObject } from '../libbpf/object.js';
 import type { BpfProgram, TestRunResult } from '../libbpf/prog.js';
 import { tcAttach, tcDetach, tcQuery, type TcDirection } from '../libbpf/tc.js';
@@ -47,8 +48,7 @@ export interface MetricCount extends Counter {
 const TC_HANDLE = 1;
 const TC_PRIORITY = 1;
 // A link that is gone, or never had a clsact qdisc, has nothing to detach.
-const ENODEV = 19;
-const IGNORABLE_DETACH_ERRNOS = new Set([2, 22, ENODEV]);
+const IGNORABLE_DETACH_ERRNOS = new Set([ENOENT, EINVAL, ENODEV]);
 
 const MAP_NAMES = ['cilium_lxc', 'cilium_ipcache', 'cilium_policy_maps', 'cilium_ct4_global', 'cilium_ct_any4_global', 'cilium_metrics', 'cilium_events'] as const;
 type MapName = (typeof MAP_NAMES)[number];
@@ -67,12 +67,6 @@ const ETH_P_IP = 0x0800;
 const FRAME_SADDR_OFFSET = ETH_HLEN + 12;
 const FRAME_DADDR_OFFSET = ETH_HLEN + 16;
 
-function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n >>> 0);
-  return b;
-}
-
 /** Runs `fn` now; its failure becomes a rejection, as callers of an async API expect. */
 function settle<T>(fn: () => T): Promise<T> {
   try {
@@ -82,10 +76,18 @@ function settle<T>(fn: () => T): Promise<T> {
   }
 }
 
+// What every endpoint policy map is created with, and what a pinned one must match.
+const POLICY_MAP_SPEC = {
+  type: 'lpm_trie',
+  keySize: POLICY_KEY_LAYOUT.size,
+  valueSize: POLICY_ENTRY_LAYOUT.size,
+  maxEntries: POLICY_MAP_MAX_ENTRIES,
+  flags: BPF_F_NO_PREALLOC,
+} as const satisfies Omit<MapCreateOptions, 'name'>;
+
 /** Why a pinned map cannot serve as an endpoint policy map; empty when it can. */
 function policyMapMismatches(map: BpfMap): string[] {
-  const want = { type: 'lpm_trie', keySize: POLICY_KEY_LAYOUT.size, valueSize: POLICY_ENTRY_LAYOUT.size, maxEntries: POLICY_MAP_MAX_ENTRIES, flags: BPF_F_NO_PREALLOC };
-  return (Object.keys(want) as Array<keyof typeof want>).filter((k) => map[k] !== want[k]).map((k) => `${k} is ${map[k]}, expected ${want[k]}`);
+  return (Object.keys(POLICY_MAP_SPEC) as Array<keyof typeof POLICY_MAP_SPEC>).filter((k) => map[k] !== POLICY_MAP_SPEC[k]).map((k) => `${k} is ${map[k]}, expected ${POLICY_MAP_SPEC[k]}`);
 }
 
 export class LinuxDatapath implements Datapath {
@@ -312,7 +314,7 @@ export class LinuxDatapath implements Datapath {
       for (const [id, map] of this.policyMaps) {
         attempt(map.name, () => {
           map.reload();
-          return this.writePolicy(id, map, new Map(map.intended), this.policyAttached.has(id));
+          return this.writePolicy(id, map, map.intended, this.policyAttached.has(id));
         });
       }
       attempt('cilium_policy_maps', () => this.resyncPolicyAttachments());
@@ -422,14 +424,7 @@ export class LinuxDatapath implements Datapath {
         throw new DatapathError(`policy map ${pin}`, `is not this datapath's policy map: ${mismatches.join(', ')}`);
       }
     } else if (create) {
-      map = BpfMap.create({
-        type: 'lpm_trie',
-        name: policyMapName(id),
-        keySize: POLICY_KEY_LAYOUT.size,
-        valueSize: POLICY_ENTRY_LAYOUT.size,
-        maxEntries: POLICY_MAP_MAX_ENTRIES,
-        flags: BPF_F_NO_PREALLOC,
-      });
+      map = BpfMap.create({ ...POLICY_MAP_SPEC, name: policyMapName(id) });
       try {
         map.pin(pin);
       } catch (err) {

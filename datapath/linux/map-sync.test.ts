@@ -3,7 +3,7 @@
 // counted.
 import { expect } from 'chai';
 import { BpfMap } from '../libbpf/map.js';
-import { u32 } from '../libbpf/testdata/fixtures.js';
+import { u32 } from '../libbpf/bytes.js';
 import { ShadowedMap, type MapContents } from './map-sync.js';
 import { MapWriteCounter } from './map-writes.js';
 

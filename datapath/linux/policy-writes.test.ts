@@ -4,7 +4,8 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import { decodePolicyKey, decodePolicyValue, FULL_PORT_PREFIX_BITS } from '../maps/policy.js';
-import { IPPROTO_ICMP, policyMapContents } from '../maps/policy-entries.js';
+import { policyMapContents } from '../maps/policy-entries.js';
+import { IPPROTO_ICMP } from '../maps/protocols.js';
 import type { PolicyEntry } from '../types.js';
 import { diffContents, type MapContents, type MapEntry } from './map-sync.js';
 import { safePolicyOrder } from './policy-writes.js';

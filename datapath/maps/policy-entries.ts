@@ -4,13 +4,8 @@
 // is what lets the datapath's two longest-prefix lookups honour "deny always wins".
 import type { Direction, Enforcement, PolicyEntry } from '../types.js';
 import { encodePolicyKey, encodePolicyValue, FULL_PORT_PREFIX_BITS, POLICY_MAP_MAX_ENTRIES, PROTOCOL_PREFIX_BITS, type PolicyKey } from './policy.js';
+import { IPPROTO_ICMP, PORT_PROTOCOLS } from './protocols.js';
 
-export const IPPROTO_ICMP = 1;
-export const IPPROTO_TCP = 6;
-export const IPPROTO_UDP = 17;
-export const IPPROTO_SCTP = 132;
-/** "Any protocol" with a port means every protocol that has ports, as upstream expands it. */
-const PORT_PROTOCOLS = [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP];
 
 export class InvalidPolicyEntryError extends Error {
   constructor(

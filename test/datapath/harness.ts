@@ -6,6 +6,10 @@ import type { DatapathEvent, DropEvent, EndpointSpec } from '../../datapath/type
 import { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
 import { newLogger } from '../../controllers/runtime/log.js';
 
+// Upstream drop reasons the policy tests expect: no entry allows the flow, or a deny entry matched.
+export const DROP_POLICY = 133;
+export const DROP_POLICY_DENY = 181;
+
 export function endpointFor(pod: Pod, id: number, identity: number): EndpointSpec {
   return { id, identity, ipv4: pod.ip, ifname: pod.hostIfname, ifindex: pod.hostIfindex, mac: pod.podMac, nodeMac: pod.hostMac };
 }

@@ -10,15 +10,13 @@ import { PodAgent } from './pod-agent.js';
 import { EventLog } from './event-log.js';
 import { ChildSet } from './children.js';
 import { runCleanup } from './cleanup-steps.js';
-import { endpointFor, isDrop, openDatapath, ping } from './harness.js';
+import { DROP_POLICY, DROP_POLICY_DENY, endpointFor, isDrop, openDatapath, ping } from './harness.js';
 
 const PREFIX = 'ctns';
 const PODS = ['client', 'server', 'other'] as const;
 const EP = { client: 101, server: 102, other: 103 } as const;
 const ID = { client: 10001, server: 10002, other: 10003 } as const;
 const ICMP_ECHO_REQUEST = 8;
-const DROP_POLICY = 133;
-const DROP_POLICY_DENY = 181;
 
 type PodName = keyof typeof EP;
 

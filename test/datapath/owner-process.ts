@@ -6,13 +6,13 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { repoRoot } from '../envtest/paths.js';
 import { OBSERVATION_MARK, OBSERVE_COMMAND, REPORT_MARK } from './owner-protocol.js';
 import type { DesiredState, Observation, OwnerReport } from './owner-protocol.js';
 import { awaitFirstAnswer, killChild } from './children.js';
 import type { ChildSet } from './children.js';
 
 const OWNER_SCRIPT = fileURLToPath(new URL('./fixtures/datapath-owner.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Loading tsx and the object and syncing a few maps takes a second or two; a loaded 2-core
 // machine gets ample slack before the owner counts as hung.
 const START_TIMEOUT_MS = 30_000;
@@ -37,7 +37,7 @@ export class OwnerProcess {
     // pdeathsig: a test runner killed mid-test takes the owner with it.
     const child = children.add(
       spawn('setpriv', ['--pdeathsig', 'KILL', '--', process.execPath, '--import', 'tsx', OWNER_SCRIPT, bpffsDir, stateFile], {
-        cwd: REPO_ROOT,
+        cwd: repoRoot,
         stdio: ['pipe', 'pipe', 'pipe'],
       }),
     );

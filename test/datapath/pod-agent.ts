@@ -5,11 +5,11 @@ import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { PodNetwork } from '../../datapath/netns/pod-network.js';
 import type { AgentReply, AgentRequest } from './fixtures/pod-agent.js';
+import { repoRoot } from '../envtest/paths.js';
 import { awaitFirstAnswer, killChild } from './children.js';
 import type { ChildSet } from './children.js';
 
 const AGENT_SCRIPT = fileURLToPath(new URL('./fixtures/pod-agent.ts', import.meta.url));
-const REPO_ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Loading node with tsx inside a netns takes a second or so; a loaded machine gets ample slack.
 const START_TIMEOUT_MS = 30_000;
 
@@ -59,7 +59,7 @@ export class PodAgent {
    * answers; an agent that does not answer in time is killed.
    */
   static async start(net: PodNetwork, pod: string, children: ChildSet): Promise<PodAgent> {
-    const child = children.add(net.spawn(pod, process.execPath, ['--import', 'tsx', AGENT_SCRIPT], { cwd: REPO_ROOT }));
+    const child = children.add(net.spawn(pod, process.execPath, ['--import', 'tsx', AGENT_SCRIPT], { cwd: repoRoot }));
     const agent = new PodAgent(pod, child);
     const ready = await awaitFirstAnswer(child, `pod agent in ${pod}`, new Promise<AgentReply>((resolve) => agent.pending.set(0, resolve)), START_TIMEOUT_MS, () => agent.stderr);
     if (!ready.ok) {

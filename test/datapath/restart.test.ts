@@ -24,7 +24,7 @@ import { PodAgent } from './pod-agent.js';
 import { OwnerProcess } from './owner-process.js';
 import { ChildSet } from './children.js';
 import { runCleanup } from './cleanup-steps.js';
-import { endpointFor, isDrop } from './harness.js';
+import { DROP_POLICY, endpointFor, isDrop } from './harness.js';
 
 const PREFIX = 'ctrs';
 const PODS = ['client', 'server', 'other', 'stale'] as const;
@@ -33,7 +33,6 @@ const EP = { client: 201, server: 202, other: 203, stale: 204 } as const;
 const ID = { client: 20001, server: 20002, other: 20003, stale: 20004 } as const;
 const STALE_IPCACHE = { identity: 29999 };
 const PORT = 8080;
-const DROP_POLICY = 133;
 
 function dropsCounted(metrics: readonly MetricCount[]): number {
   return metrics.filter((m) => m.reason !== REASON_FORWARDED).reduce((sum, m) => sum + m.count, 0);

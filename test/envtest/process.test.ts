@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { pollUntil } from './poll.js';
 import { isRunning, logTail, pidsMentioning, startProcess, stopProcess, type ProcessRecord } from './process.js';
 
 describe('envtest processes', function () {
@@ -36,7 +37,7 @@ describe('envtest processes', function () {
   it('escalates to SIGKILL when SIGTERM is ignored', async function () {
     const p = await start('trap "" TERM; echo ready; while :; do sleep 0.05; done', true);
     // The trap is set once the script has printed.
-    while (!logTail(p.logPath).includes('ready')) await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(`pid ${p.pid} to print ready`, () => logTail(p.logPath).includes('ready'), 10_000);
     await stopProcess(p, 200);
     expect(isRunning(p)).to.equal(false);
   });

@@ -13,6 +13,7 @@ import { runWithExitCode, type CommandResult } from '../envtest/command.js';
 import { processesOf, type ControlPlaneRecord } from '../envtest/controlplane.js';
 import { readCrdDir } from '../envtest/crds.js';
 import { crdDir, defaultBinDir, repoRoot } from '../envtest/paths.js';
+import { pollUntil } from '../envtest/poll.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../envtest/process.js';
 
 interface RecordedState {
@@ -93,7 +94,7 @@ describe('npm run cluster', function () {
     const [etcd, apiserver] = await recordedProcesses().then((ps) => ['etcd', 'kube-apiserver'].map((n) => ps.find((p) => p.name === n)));
     if (etcd === undefined || apiserver === undefined) throw new Error('state lacks etcd or kube-apiserver');
     process.kill(apiserver.pid, 'SIGKILL');
-    while (isRunning(apiserver)) await new Promise((r) => setTimeout(r, 20));
+    await pollUntil(`killed kube-apiserver pid ${apiserver.pid} to exit`, () => !isRunning(apiserver), 10_000);
     const status = await cluster('status');
     expect(status.code).to.equal(1);
     expect(status.stdout).to.include('cluster is NOT healthy');

@@ -4,7 +4,7 @@
 // apiserver on every fixture.
 import { readFileSync } from 'node:fs';
 import { expect } from 'chai';
-import { parseCrd } from '../../crds/crd-file.js';
+import { crdFiles, parseCrd } from '../../crds/crd-file.js';
 import { cidrPattern } from '../../crds/cidr.js';
 import { validateCiliumNetworkPolicy, validateCiliumObject } from '../../crds/validation.js';
 import { kubectl } from '../envtest/index.js';
@@ -54,9 +54,9 @@ describe('cilium.io/v2 CRDs on the real apiserver', function () {
   });
 
   it('serves each CRD exactly as its YAML defines it (schema with CEL rules, columns, names)', async () => {
-    for (const name of crdNames) {
-      const file = new URL(`../../crds/cilium.io/v2/${name.split('.')[0]}.yaml`, import.meta.url);
-      const want = parseCrd(file.pathname, readFileSync(file, 'utf8')).spec;
+    expect(crdFiles.map((f) => f.name)).to.have.members(crdNames);
+    for (const { name, path } of crdFiles) {
+      const want = parseCrd(path, readFileSync(path, 'utf8')).spec;
       const r = await kubectl(suite.cp, ['get', 'crd', name, '-o', 'json']);
       expect(r.code, `${name}: ${r.stderr}`).to.equal(0);
       const served = (JSON.parse(r.stdout) as { spec: typeof want }).spec;

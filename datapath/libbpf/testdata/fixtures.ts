@@ -1,14 +1,14 @@
 // Shared by the libbpf tests: builds the fixture C programs, makes scratch bpffs directories and
 // crafts packets. Everything returned here is removed by the matching cleanup.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
+import { ipv4Bytes } from '../../maps/ipv4.js';
+import { runCommand } from '../../netns/run.js';
 import { ensureBpffs } from '../bpffs.js';
 import { BpfObject } from '../object.js';
 
-const run = promisify(execFile);
+export { u32, u64 } from '../bytes.js';
 const here = path.dirname(new URL(import.meta.url).pathname);
 
 export const TEST_PREFIX = 'cilium-ts-libbpf-';
@@ -17,7 +17,7 @@ export const TEST_PREFIX = 'cilium-ts-libbpf-';
 export async function compileFixture(name: string, outDir: string): Promise<string> {
   const out = path.join(outDir, `${name}.o`);
   const includeArch = `/usr/include/${os.arch() === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu`;
-  await run('clang', ['-O2', '-g', '-target', 'bpf', `-I${includeArch}`, '-c', path.join(here, `${name}.c`), '-o', out]);
+  await runCommand(`compile BPF fixture ${name}.c`, 'clang', ['-O2', '-g', '-target', 'bpf', `-I${includeArch}`, '-c', path.join(here, `${name}.c`), '-o', out]);
   return out;
 }
 
@@ -25,10 +25,10 @@ export function makeTempDir(): string {
   return mkdtempSync(path.join(os.tmpdir(), TEST_PREFIX));
 }
 
-/** A fresh directory on the host bpffs (mounted if the host has none). */
-export function makeBpffsDir(): string {
+/** A fresh directory on the host bpffs (mounted if the host has none); remove it with removeDir. */
+export function makeBpffsDir(prefix = TEST_PREFIX): string {
   ensureBpffs('/sys/fs/bpf');
-  return mkdtempSync(path.join('/sys/fs/bpf', TEST_PREFIX));
+  return mkdtempSync(path.join('/sys/fs/bpf', prefix));
 }
 
 export function removeDir(dir: string | undefined): void {
@@ -68,19 +68,9 @@ export async function fixtureSuite(): Promise<FixtureSuite> {
   }
 }
 
-/** Runs ip (iproute2) with an argument vector (never a shell string). */
-export async function ip(...args: string[]): Promise<string> {
-  return (await run('ip', args)).stdout;
-}
-
 /** Runs tc (iproute2) with an argument vector, to see what libbpf's netlink calls left behind. */
 export async function tc(...args: string[]): Promise<string> {
-  return (await run('tc', args)).stdout;
-}
-
-/** An interface name (at most 14 characters, leaving one for a peer suffix) unique to this run. */
-export function uniqueName(tag: string): string {
-  return `lbt${tag}${process.pid % 10000}${Math.floor(Math.random() * 1000)}`.slice(0, 14);
+  return (await runCommand('inspect tc state', 'tc', args)).stdout;
 }
 
 export interface Ipv4PacketSpec {
@@ -112,18 +102,3 @@ export function ipv4Packet(spec: Ipv4PacketSpec): Buffer {
   return frame;
 }
 
-export function u32(n: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32LE(n);
-  return b;
-}
-
-export function u64(n: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeBigUInt64LE(BigInt(n));
-  return b;
-}
-
-export function ipv4Bytes(addr: string): Buffer {
-  return Buffer.from(addr.split('.').map(Number));
-}

@@ -1,21 +1,16 @@
 // Scratch resources for datapath tests: a pin directory on the host bpffs and veth links in the
 // root namespace for the endpoint programs to attach to. Each comes with its removal.
-import { mkdtempSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { makeBpffsDir } from '../../libbpf/testdata/fixtures.js';
 import { getLink, deleteLink } from '../../netns/link.js';
 import { runIp } from '../../netns/run.js';
-import { BPFFS_ROOT, preparePinDir } from '../paths.js';
+
+export { removeDir as removePinDir } from '../../libbpf/testdata/fixtures.js';
 
 export const TEST_PREFIX = 'cilium-ts-dp-';
 
 /** A fresh directory on the host bpffs; remove it with removePinDir. */
 export function makePinDir(): string {
-  preparePinDir(BPFFS_ROOT);
-  return mkdtempSync(path.join(BPFFS_ROOT, TEST_PREFIX));
-}
-
-export function removePinDir(dir: string | undefined): void {
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+  return makeBpffsDir(TEST_PREFIX);
 }
 
 export interface TestLink {

@@ -4,7 +4,6 @@ import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../maps/protocols.js'
 
 export const TCP_FIN = 0x01;
 export const TCP_SYN = 0x02;
-export const TCP_RST = 0x04;
 export const TCP_ACK = 0x10;
 
 
