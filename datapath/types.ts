@@ -37,12 +37,21 @@ export interface PolicyEntry {
   port: number;
   endPort?: number;
   deny: boolean;
+  /** L7 proxy port to redirect to (upstream proxy_port); 0 or absent: none. Carried, not acted on yet. */
+  proxyPort?: number;
+  /** Upstream auth type (0 none, 1 spire, 2 test-always-fail); 0 or absent: none. */
+  authType?: number;
+  /**
+   * 32-bit rule cookie written into the map entry and into drop / policy-verdict events, so a
+   * flow can name the policy that decided it; 0 or absent: none.
+   */
+  cookie?: number;
 }
 
 /**
- * Which directions an endpoint enforces. A direction that does not enforce allows everything
- * (what nothing allows is dropped only where enforcement is on). When omitted, a direction
- * enforces exactly when it has at least one entry.
+ * Which directions an endpoint enforces. A direction that does not enforce allows everything;
+ * one that enforces drops what no entry allows, even with no entries at all (a policy whose peers
+ * match nothing today).
  */
 export interface Enforcement {
   ingress: boolean;
