@@ -9,6 +9,7 @@ describe('labels', () => {
     expect(parseLabel('foo:bar=baz')).to.deep.equal({ source: 'unspec', key: 'foo:bar', value: 'baz' });
     expect(parseLabel('k8s:a=b=c')).to.deep.equal({ source: 'k8s', key: 'a', value: 'b=c' });
     expect(formatLabel(parseLabel('k8s:app=web'))).to.equal('k8s:app=web');
+    expect(formatLabel(parseLabel('reserved:host'))).to.equal('reserved:host');
   });
 
   it('keeps one canonical form whatever the order', () => {
@@ -26,6 +27,7 @@ describe('labels', () => {
     expect(s.get('app')).to.equal('web');
     expect(s.get('app', 'any')).to.equal('web');
     expect(s.has('host', 'reserved')).to.equal(true);
+    expect(s.filter((l) => l.source === 'k8s').strings).to.deep.equal(['k8s:app=web']);
   });
 
   it('round-trips CiliumIdentity security-labels', () => {

@@ -34,8 +34,9 @@ export function parseLabel(text: string): Label {
   return { source: 'unspec', key: head, value };
 }
 
+/** `source:key=value`, or `source:key` for an empty value, as upstream prints labels. */
 export function formatLabel(l: Label): string {
-  return `${l.source}:${l.key}=${l.value}`;
+  return l.value === '' ? `${l.source}:${l.key}` : `${l.source}:${l.key}=${l.value}`;
 }
 
 /** A canonical, immutable label set. */
@@ -94,6 +95,10 @@ export class LabelSet {
 
   static fromSecurityLabels(record: Readonly<Record<string, string>>): LabelSet {
     return new LabelSet(Object.entries(record).map(([k, value]) => ({ ...parseLabel(k), value })));
+  }
+
+  filter(keep: (l: Label) => boolean): LabelSet {
+    return new LabelSet([...this.byKey.values()].filter(keep));
   }
 
   union(other: LabelSet): LabelSet {

@@ -1,0 +1,35 @@
+// cilium-agent's options, with upstream's names and defaults.
+import { hostname } from 'node:os';
+import { BPFFS_ROOT, DEFAULT_PIN_DIR } from '../../datapath/linux/paths.js';
+import { MAX_CLUSTER_ID } from '../agent/identity/numeric.js';
+import { checkClusterName, checkListenAddress, loadConfig, type ConfigOf, type OptionSpecs } from './options.js';
+
+export const AGENT_OPTIONS = {
+  'node-name': { kind: 'string', default: hostname(), env: ['CILIUM_K8S_NODE_NAME', 'K8S_NODE_NAME'], description: 'name of the Kubernetes node this agent runs on' },
+  'cluster-name': { kind: 'string', default: 'default', check: checkClusterName, description: 'name of the cluster, in io.cilium.k8s.policy.cluster' },
+  'cluster-id': { kind: 'int', default: 0, min: 0, max: MAX_CLUSTER_ID, description: 'unique id of the cluster; selects its identity range' },
+  'identity-allocation-mode': {
+    kind: 'string',
+    default: 'crd',
+    choices: ['crd', 'kvstore', 'doublewrite-readkvstore', 'doublewrite-readcrd'],
+    supported: ['crd'],
+    description: 'where identities are allocated',
+  },
+  'enable-policy': { kind: 'string', default: 'default', choices: ['default', 'always', 'never'], description: 'policy enforcement mode' },
+  'bpf-root': { kind: 'string', default: BPFFS_ROOT, description: 'bpffs mount point' },
+  'bpf-pin-dir': { kind: 'string', default: DEFAULT_PIN_DIR, description: 'bpffs directory the maps are pinned in (cilium-ts)' },
+  'state-dir': { kind: 'string', default: '/var/run/cilium', description: 'directory for runtime state' },
+  'socket-path': { kind: 'string', default: '/var/run/cilium/cilium.sock', description: 'unix socket of the agent REST API' },
+  'prometheus-serve-addr': { kind: 'string', default: ':9962', check: checkListenAddress, description: 'metrics listen address; empty disables' },
+  'agent-health-port': { kind: 'int', default: 9879, min: 0, max: 65535, description: 'TCP port of the /healthz endpoint' },
+  labels: { kind: 'list', default: [], description: 'identity-relevant label prefixes added to the default list ([source:][!]regex)' },
+  'label-prefix-file': { kind: 'string', description: 'JSON file replacing the default identity label prefix list' },
+  'identity-change-grace-period': { kind: 'duration', default: 5_000, allowZero: true, description: 'delay before a label change moves an endpoint to a new identity' },
+  'k8s-kubeconfig-path': { kind: 'string', description: 'kubeconfig of the apiserver; in-cluster config when unset' },
+} as const satisfies OptionSpecs;
+
+export type AgentConfig = ConfigOf<typeof AGENT_OPTIONS>;
+
+export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  return loadConfig('cilium-agent', AGENT_OPTIONS, argv, env);
+}
