@@ -6,17 +6,17 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Command } from 'commander';
-import { missingBinaries, serverBinaryPaths } from '../test/envtest/binaries.js';
+import { missingBinaries, serverBinaryPaths } from './controlplane/binaries.js';
 import {
   loadKubeConfig,
   processesOf,
   startControlPlane,
   stopControlPlane,
   type ControlPlaneRecord,
-} from '../test/envtest/controlplane.js';
-import { apiRequest } from '../test/envtest/http.js';
-import { defaultBinDir, repoRoot } from '../test/envtest/paths.js';
-import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../test/envtest/process.js';
+} from './controlplane/controlplane.js';
+import { apiRequest } from './controlplane/http.js';
+import { defaultBinDir, repoRoot } from './controlplane/paths.js';
+import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from './controlplane/process.js';
 
 interface ClusterContext {
   stateDir: string;

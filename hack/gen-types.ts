@@ -4,7 +4,7 @@
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { filesInGeneratedDirs, renderCrdFiles, renderTypeFiles } from '../crds/codegen.js';
-import { repoRoot as repo } from '../test/envtest/paths.js';
+import { repoRoot as repo } from './controlplane/paths.js';
 
 const crds = renderCrdFiles();
 const rendered = new Map([...crds, ...(await renderTypeFiles(crds))]);

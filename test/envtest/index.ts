@@ -3,12 +3,12 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { runWithExitCode, type CommandResult } from './command.js';
-import { startControlPlane, type ControlPlane, type RunningControlPlane } from './controlplane.js';
+import { startControlPlane, type ControlPlane, type RunningControlPlane } from '../../hack/controlplane/controlplane.js';
 import { deleteNamespace } from './namespaces.js';
-import { processGlobal } from './process-global.js';
+import { processGlobal } from '../../hack/controlplane/process-global.js';
 import { newLogger } from '../../controllers/runtime/log.js';
 
-export type { ControlPlane } from './controlplane.js';
+export type { ControlPlane } from '../../hack/controlplane/controlplane.js';
 
 // Kept per process, not per module copy, so every copy of this module shares one control plane
 // and the root hook in ./hooks.ts stops it whichever copy it loaded.
@@ -16,6 +16,10 @@ const shared = processGlobal<{ starting?: Promise<RunningControlPlane> }>('ciliu
 
 // Started on first use so test runs that never touch the apiserver do not pay for it.
 export function sharedControlPlane(): Promise<RunningControlPlane> {
+  // `npm run test:unit` sets it: unit tests run as any user, without an apiserver.
+  if (process.env.CILIUM_TS_TEST_TIER === 'unit') {
+    return Promise.reject(new Error('shared control plane: refused in the unit tier (CILIUM_TS_TEST_TIER=unit); a test that needs the apiserver belongs in test/integration/'));
+  }
   shared.starting ??= startControlPlane().then((cp) => {
     newLogger('envtest').info('shared control plane started', {
       startMs: cp.record.startMs,

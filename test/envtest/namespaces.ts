@@ -2,7 +2,7 @@
 // runs beside the test apiserver, so its contents are deleted here and the namespace finalized.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeConfig } from '@kubernetes/client-node';
-import { apiJson, apiRequest } from './http.js';
+import { apiJson, apiRequest } from '../../hack/controlplane/http.js';
 
 // Aggregated discovery (apidiscovery.k8s.io/v2) lists every group's resources in one answer.
 interface DiscoveryList {

@@ -1,5 +1,5 @@
-// kube-apiserver on loopback, client-certificate auth (admin in system:masters) and RBAC, in the
-// shape envtest uses: no controller-manager runs beside it, so the ServiceAccount admission plugin
+// kube-apiserver on loopback, client-certificate auth (admin in system:masters) and RBAC, reaching
+// etcd with the one client certificate etcd accepts, in the shape envtest uses: no controller-manager runs beside it, so the ServiceAccount admission plugin
 // (which waits for token controllers) is off.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -26,6 +26,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerR
   const url = `https://127.0.0.1:${opts.port}`;
   const args = [
     `--etcd-servers=${opts.etcdUrl}`,
+    `--etcd-cafile=${opts.pki.etcdCaCert}`,
+    `--etcd-certfile=${opts.pki.etcdClientCert}`,
+    `--etcd-keyfile=${opts.pki.etcdClientKey}`,
     '--bind-address=127.0.0.1',
     `--secure-port=${opts.port}`,
     `--tls-cert-file=${opts.pki.servingCert}`,

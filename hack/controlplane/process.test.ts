@@ -2,10 +2,10 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { pollUntil } from './poll.js';
+import { pollUntil } from '../../test/envtest/poll.js';
 import { isRunning, logTail, pidsMentioning, startProcess, stopProcess, type ProcessRecord } from './process.js';
 
-describe('envtest processes', function () {
+describe('control plane processes', function () {
   let dir: string;
   const started: ProcessRecord[] = [];
 

@@ -4,7 +4,7 @@ import net from 'node:net';
 import { expect } from 'chai';
 import { freePorts, listensOn } from './ports.js';
 
-describe('envtest ports', function () {
+describe('control plane ports', function () {
   it('hands out distinct ports that can be bound', async function () {
     const ports = await freePorts(3);
     expect(new Set(ports).size).to.equal(3);
