@@ -26,12 +26,13 @@ struct verdict_ctx {
 	__u8 dir;
 	__u32 src_label;
 	__u32 dst_label;
+	__u32 cookie;
 };
 
 static __always_inline int drop_packet(const struct verdict_ctx *v, __u8 reason, __u16 line)
 {
 	metrics_count(reason, v->dir, line, v->skb->len);
-	send_drop_notify(v->skb, v->ep_id, v->src_label, v->dst_label, reason, v->dir, line);
+	send_drop_notify(v->skb, v->ep_id, v->src_label, v->dst_label, reason, v->dir, line, v->cookie);
 	return TC_ACT_SHOT;
 }
 
@@ -63,18 +64,58 @@ static __always_inline __u32 peer_identity(__be32 addr)
 	if (ep)
 		return ep->sec_id;
 	__builtin_memcpy(key.ip, &addr, sizeof(addr));
-	info = bpf_map_lookup_elem(&cilium_ipcache, &key);
+	info = bpf_map_lookup_elem(&cilium_ipcache_v2, &key);
 	return info ? info->sec_identity : WORLD_ID;
+}
+
+/* Fills the event labels of `v`: the endpoint on one side, the peer on the other. */
+static __always_inline void set_labels(struct verdict_ctx *v, const struct endpoint_info *ep, __u32 peer, int egress)
+{
+	v->src_label = egress ? ep->sec_id : peer;
+	v->dst_label = egress ? peer : ep->sec_id;
+}
+
+/* A tracked flow whose cached verdict is older than the current policy revision: policy decides
+ * again, in the direction that opened the flow (a reply is judged as its flow, so a reply of a
+ * flow whose opening direction is now denied dies too). Allowed, the entry caches the new
+ * revision; denied, the packet drops with a policy-verdict and a drop event. */
+static __always_inline int recheck_flow(struct verdict_ctx *v, const struct endpoint_info *ep,
+					const struct pkt *p, struct ct_entry *e, int egress, int reply,
+					__u32 rev, __u16 *line)
+{
+	__u8 flow_egress = reply ? !egress : egress;
+	__u32 peer = peer_identity(egress ? p->daddr : p->saddr);
+	void *policy_map;
+	__u8 match = 0;
+	int ret;
+
+	set_labels(v, ep, peer, egress);
+	policy_map = bpf_map_lookup_elem(&cilium_policy_maps, &(__u32){ v->ep_id });
+	if (!policy_map) {
+		*line = __LINE__;
+		return DROP_EP_NOT_READY;
+	}
+	ret = policy_check(policy_map, peer, flow_egress, p->protocol, e->policy_dport, &match, &v->cookie);
+	if (ret) {
+		send_policy_verdict_notify(v->skb, v->ep_id, v->src_label, v->dst_label,
+					   flow_egress ? METRIC_EGRESS : METRIC_INGRESS, ret, match, v->cookie);
+		*line = __LINE__;
+		return ret;
+	}
+	e->policy_rev = rev;
+	return 0;
 }
 
 static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 {
 	struct verdict_ctx v = { .skb = skb, .dir = egress ? METRIC_EGRESS : METRIC_INGRESS };
 	__u8 ct_dir = egress ? TUPLE_F_OUT : TUPLE_F_IN;
+	struct ct_entry *entry = NULL;
 	struct endpoint_info *ep;
 	struct pkt p = {};
 	void *policy_map;
-	__u32 now, peer;
+	__u32 now, peer, rev;
+	__u16 line = 0;
 	__u8 match = 0;
 	int state, ret;
 	void *ct;
@@ -84,30 +125,34 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 		return drop_packet(&v, -ret, __LINE__);
 
 	ep = lookup_endpoint(egress ? p.saddr : p.daddr);
-	if (!ep) {
-		/* A pod may only send from its own address; what is delivered to an address no
-		 * endpoint owns (broadcast) has no policy to apply. */
-		if (egress)
-			return drop_packet(&v, DROP_INVALID_SIP, __LINE__);
-		return forward_packet(&v);
-	}
-	/* The endpoint is found by address, so its veth must be the one this program runs on:
-	 * otherwise a pod could send with a neighbour's address and be judged by the neighbour's
-	 * identity and policy, or a misrouted packet would be judged by the wrong endpoint's
-	 * ingress policy and delivered to a pod that does not own its destination. */
-	if (ep->ifindex != skb->ifindex)
+	/* The endpoint is found by address and must sit on the veth this program runs on: a pod
+	 * may only send from its own address (132), and only what is addressed to the pod on this
+	 * veth is delivered to it (151): not an address no endpoint owns (an old address after a
+	 * move, a lost entry, broadcast), nor one owned by an endpoint on another veth, which would
+	 * be judged by the wrong endpoint's policy. A veth whose endpoint was removed so drops
+	 * everything while the programs stay on it. */
+	if (!ep || ep->ifindex != skb->ifindex)
 		return drop_packet(&v, egress ? DROP_INVALID_SIP : DROP_UNROUTABLE, __LINE__);
 	v.ep_id = ep->lxc_id;
 
 	now = ct_now();
+	rev = policy_revision();
 	ct = ct_map_for(p.protocol);
-	state = ct_lookup4(ct, &p, ct_dir, now);
-	if (state == CT_ESTABLISHED || state == CT_REPLY)
+	state = ct_lookup4(ct, &p, ct_dir, now, &entry);
+	if (entry) {
+		/* Established or reply: the verdict cached in the entry holds while the policy
+		 * revision has not moved; otherwise policy decides again. */
+		if (entry->policy_rev != rev) {
+			ret = recheck_flow(&v, ep, &p, entry, egress, state == CT_REPLY, rev, &line);
+			if (ret)
+				return drop_packet(&v, ret, line);
+		}
+		ct_account(entry, &p, state == CT_REPLY, now);
 		return forward_packet(&v);
+	}
 
 	peer = peer_identity(egress ? p.daddr : p.saddr);
-	v.src_label = egress ? ep->sec_id : peer;
-	v.dst_label = egress ? peer : ep->sec_id;
+	set_labels(&v, ep, peer, egress);
 
 	if (p.protocol == IPPROTO_ICMP && icmp_is_error(p.icmp_type) &&
 	    ct_lookup_related4(skb, &p, ct_dir, now) == CT_RELATED) {
@@ -119,12 +164,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	policy_map = bpf_map_lookup_elem(&cilium_policy_maps, &(__u32){ v.ep_id });
 	if (!policy_map)
 		return drop_packet(&v, DROP_EP_NOT_READY, __LINE__);
-	ret = policy_check(policy_map, peer, egress, &p, &match);
-	send_policy_verdict_notify(skb, v.ep_id, v.src_label, v.dst_label, v.dir, ret, match);
+	ret = policy_check(policy_map, peer, egress, p.protocol, policy_dport(&p), &match, &v.cookie);
+	send_policy_verdict_notify(skb, v.ep_id, v.src_label, v.dst_label, v.dir, ret, match, v.cookie);
 	if (ret)
 		return drop_packet(&v, ret, __LINE__);
 
-	if (ct_create4(ct, &p, ct_dir, v.src_label, now) < 0)
+	if (ct_create4(ct, &p, ct_dir, v.src_label, now, rev, policy_dport(&p)) < 0)
 		return drop_packet(&v, DROP_CT_CREATE_FAILED, __LINE__);
 	send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 			  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_NEW);

@@ -1,7 +1,8 @@
 // The contract between the control plane and the kernel. Controllers hand desired state to a
 // Datapath; the implementation diffs it against what the eBPF maps hold and writes the difference.
 
-export type Direction = 'ingress' | 'egress';
+/** Direction of traffic relative to the pod: what it receives (ingress) or sends (egress). */
+export type PolicyDirection = 'ingress' | 'egress';
 
 /** A local endpoint (pod) as the datapath needs it; `id` is the node-local endpoint ID, 1..4095. */
 export interface EndpointSpec {
@@ -18,11 +19,31 @@ export interface EndpointSpec {
   nodeMac: string;
 }
 
-/** One ipcache row: an IPv4 prefix ("10.0.1.5/32", "0.0.0.0/0") and the identity behind it. */
+/**
+ * One ipcache row: an IPv4 prefix ("10.0.1.5/32", "0.0.0.0/0"), the identity behind it and, for
+ * addresses behind another node, that node's address (upstream remote_endpoint_info). Reserved
+ * identities are rows too: host (1) for the node's own addresses, health (4), remote-node (6);
+ * only world (2), for what no row covers, is built into the datapath.
+ */
 export interface IPCacheEntry {
   prefix: string;
   identity: number;
+  /** IPv4 address of the node to tunnel to; absent or "0.0.0.0": none. */
+  tunnelEndpoint?: string;
+  /** IPsec key index (upstream `key`); 0 or absent: none. */
+  encryptKey?: number;
+  /** Upstream flags: 1 skip tunnel, 2 has tunnel, 4 IPv6 tunnel, 8 remote cluster; 0 or absent: none. */
+  flags?: number;
 }
+
+/**
+ * Who owns a set of ipcache rows. Each source syncs its own rows; where two sources give the same
+ * prefix, the earlier source in IPCACHE_SOURCE_PRECEDENCE wins (the node's own and reserved
+ * addresses over other nodes, nodes over endpoints, endpoints over CIDR identities).
+ */
+export type IPCacheSource = 'local' | 'node' | 'endpoint' | 'cidr';
+
+export const IPCACHE_SOURCE_PRECEDENCE: readonly IPCacheSource[] = ['local', 'node', 'endpoint', 'cidr'];
 
 /**
  * One policy map entry. `identity` 0 matches any peer, `protocol` 0 any protocol, `port` 0 any
@@ -32,14 +53,17 @@ export interface IPCacheEntry {
  */
 export interface PolicyEntry {
   identity: number;
-  direction: Direction;
+  direction: PolicyDirection;
   protocol: number;
   port: number;
   endPort?: number;
   deny: boolean;
   /** L7 proxy port to redirect to (upstream proxy_port); 0 or absent: none. Carried, not acted on yet. */
   proxyPort?: number;
-  /** Upstream auth type (0 none, 1 spire, 2 test-always-fail); 0 or absent: none. */
+  /**
+   * Upstream auth type (0 none, 1 spire, 2 test-always-fail); 0 or absent: none. An allow that
+   * requires authentication drops with 189: nothing in this datapath can authenticate a peer.
+   */
   authType?: number;
   /**
    * 32-bit rule cookie written into the map entry and into drop / policy-verdict events, so a
@@ -51,7 +75,7 @@ export interface PolicyEntry {
 /**
  * Which directions an endpoint enforces. A direction that does not enforce allows everything;
  * one that enforces drops what no entry allows, even with no entries at all (a policy whose peers
- * match nothing today).
+ * match nothing today). Always given explicitly: an entry count says nothing about enforcement.
  */
 export interface Enforcement {
   ingress: boolean;
@@ -65,27 +89,67 @@ export interface SyncResult {
   removed: number;
 }
 
+/** What an endpoint enforces now, as its last successful syncPolicy left it. */
+export interface EndpointPolicyStatus {
+  /**
+   * False while the endpoint drops everything (203): before its first successful syncPolicy and
+   * after one failed, until the next succeeds.
+   */
+  open: boolean;
+  /** The entries and enforcement of the last successful syncPolicy, while `open`. */
+  realized?: { entries: readonly PolicyEntry[]; enforcement: Enforcement };
+}
+
+/** cilium_metrics summed over CPUs and drop sites. */
+export interface MetricCount {
+  /** 0 forwarded, otherwise the drop reason. */
+  reason: number;
+  direction: PolicyDirection | 'unknown';
+  count: number;
+  bytes: number;
+}
+
 export interface Datapath {
   /**
    * Creates or updates an endpoint and attaches its programs. Fail-closed: until its first
    * successful syncPolicy every packet of the endpoint is dropped (reason 203, endpoint not ready).
+   * An address another endpoint held is taken over with its conntrack entries flushed.
    */
   upsertEndpoint(ep: EndpointSpec): Promise<void>;
-  removeEndpoint(id: number): Promise<void>;
-  /** Rejects, naming the entry, an identity outside 1..2^32-1 or a malformed prefix. */
-  syncIPCache(entries: readonly IPCacheEntry[]): Promise<SyncResult>;
   /**
-   * Makes `entries` the endpoint's policy. After a successful sync, an empty policy still allows
-   * everything in the directions that do not enforce. When the policy cannot be computed (a bad
-   * entry, more than 16384 map entries) or written, the endpoint drops everything (203) until a
-   * later sync succeeds, and the promise rejects with the endpoint id and the cause.
+   * Removes the endpoint's address entry, policy and conntrack. Its programs stay on the veth, which
+   * from then on drops every IPv4 packet (132 sent, 151 delivered) until the veth is gone or
+   * another endpoint takes it.
    */
-  syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement?: Enforcement): Promise<SyncResult>;
+  removeEndpoint(id: number): Promise<void>;
   /**
-   * Removes every endpoint whose id is not in `keepIds` (its address entry, policy map and
-   * attached programs); resolves to the removed ids. After a restart, once desired state is known.
+   * Makes `entries` the rows of `source`, leaving other sources' rows alone; the map holds the merge
+   * (IPCACHE_SOURCE_PRECEDENCE decides a prefix two sources give) and only the difference is
+   * written. Rejects, naming the entry, an identity outside 1..2^32-1 or a malformed prefix.
+   */
+  syncIPCache(source: IPCacheSource, entries: readonly IPCacheEntry[]): Promise<SyncResult>;
+  /**
+   * Makes `entries` with `enforcement` the endpoint's policy. When the policy cannot be computed (a
+   * bad entry, more than 16384 map entries) or written, the endpoint drops everything (203) until
+   * a later sync succeeds, and the promise rejects with the endpoint id and the cause. Live flows
+   * are judged by the new policy from their next packet on.
+   */
+  syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement: Enforcement): Promise<SyncResult>;
+  /** What the endpoint enforces now; throws for an endpoint this datapath does not know. */
+  endpointPolicy(endpointId: number): EndpointPolicyStatus;
+  /**
+   * Removes every endpoint whose id is not in `keepIds` (as removeEndpoint: their veths keep
+   * dropping); resolves to the removed ids. After a restart, once desired state is known.
    */
   pruneEndpoints(keepIds: Iterable<number>): Promise<number[]>;
+  /**
+   * Reads every map back and repairs what differs from what the datapath meant to write (failed
+   * writes, changes behind its back); resolves to the repairs per map, rejects with every map that
+   * could not be repaired.
+   */
+  resync(): Promise<Record<string, SyncResult>>;
+  /** Forward and drop counters by reason and direction. */
+  metrics(): MetricCount[];
   /** Decoded datapath events until `signal` aborts. */
   events(signal?: AbortSignal): AsyncIterable<DatapathEvent>;
   close(): Promise<void>;
@@ -115,7 +179,9 @@ export interface DropEvent extends EventBase {
   type: 'drop';
   /** Upstream drop reason code, e.g. 133 policy denied, 181 deny-list. */
   reason: number;
-  direction: Direction;
+  direction: PolicyDirection;
+  /** Rule cookie of the policy entry that denied the packet; 0 when no entry decided. */
+  cookie: number;
 }
 
 export interface TraceEvent extends EventBase {
@@ -128,9 +194,12 @@ export interface TraceEvent extends EventBase {
 
 export interface PolicyVerdictEvent extends EventBase {
   type: 'policy-verdict';
-  direction: Direction;
+  /** The policy direction that decided: a reply re-judged after a policy change reports its flow's. */
+  direction: PolicyDirection;
   /** 0 allow, otherwise the negative-free drop reason (133, 181). */
   verdict: number;
   /** Upstream match type: 0 none, 1 L3-only, 2 L3-L4, 3 L4-only, 4 all, 5 L3-proto, 6 proto-only. */
   matchType: number;
+  /** Rule cookie of the deciding policy entry; 0 when none decided or it carries none. */
+  cookie: number;
 }

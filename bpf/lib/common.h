@@ -29,7 +29,9 @@
 #define DROP_UNKNOWN_L3 139
 #define DROP_UNROUTABLE 151
 #define DROP_CT_CREATE_FAILED 155
+#define DROP_FRAG_NOT_FOUND 175
 #define DROP_POLICY_DENY 181
+#define DROP_POLICY_AUTH_REQUIRED 189
 #define DROP_EP_NOT_READY 203
 
 /* Reserved identity given to peers the ipcache does not know. */
@@ -59,6 +61,7 @@ struct pkt {
 	__u8 tcp_flags;
 	__u8 icmp_type;
 	__u8 icmp_code;
+	/* A fragment other than the first: its ports come from cilium_ipv4_frag_datagrams. */
 	__u8 is_fragment;
 };
 

@@ -93,9 +93,11 @@ static __always_inline int ct_is_pure_syn(const struct pkt *p)
 	return p->protocol == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 }
 
-/* Returns CT_ESTABLISHED, CT_REPLY or CT_NEW. A fresh SYN on a closing entry starts a new
- * connection and so goes through policy again. */
-static __always_inline int ct_lookup4(void *map, const struct pkt *p, __u8 dir, __u32 now)
+/* Returns CT_ESTABLISHED, CT_REPLY or CT_NEW, with the flow's entry in *entry for the first two.
+ * A fresh SYN on a closing entry starts a new connection and so goes through policy again. The
+ * entry is not touched: only a packet that passes is counted (ct_account), so a flow that policy
+ * now denies is not kept alive by the packets it drops. */
+static __always_inline int ct_lookup4(void *map, const struct pkt *p, __u8 dir, __u32 now, struct ct_entry **entry)
 {
 	struct ipv4_ct_tuple t;
 	struct ct_entry *e;
@@ -105,21 +107,25 @@ static __always_inline int ct_lookup4(void *map, const struct pkt *p, __u8 dir, 
 	if (e && e->lifetime >= now) {
 		if (ct_is_pure_syn(p) && (e->flags & (CT_F_RX_CLOSING | CT_F_TX_CLOSING)))
 			return CT_NEW;
-		__sync_fetch_and_add(&e->packets, 1);
-		__sync_fetch_and_add(&e->bytes, p->len);
-		ct_update_state(e, p, 0, now);
+		*entry = e;
 		return CT_ESTABLISHED;
 	}
 
 	ct_tuple_reverse(&t, p->saddr, p->daddr, p->sport, p->dport, p->protocol, dir ^ 1);
 	e = bpf_map_lookup_elem(map, &t);
 	if (e && e->lifetime >= now) {
-		__sync_fetch_and_add(&e->packets, 1);
-		__sync_fetch_and_add(&e->bytes, p->len);
-		ct_update_state(e, p, 1, now);
+		*entry = e;
 		return CT_REPLY;
 	}
 	return CT_NEW;
+}
+
+/* Counts a packet that passes on its flow's entry and advances the entry's state and expiry. */
+static __always_inline void ct_account(struct ct_entry *e, const struct pkt *p, int reply, __u32 now)
+{
+	__sync_fetch_and_add(&e->packets, 1);
+	__sync_fetch_and_add(&e->bytes, p->len);
+	ct_update_state(e, p, reply, now);
 }
 
 /* The ICMP errors upstream accepts as related to a flow; redirects and source quench are not. */
@@ -168,12 +174,16 @@ static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struc
 	return CT_NEW;
 }
 
-static __always_inline int ct_create4(void *map, const struct pkt *p, __u8 dir, __u32 src_sec_id, __u32 now)
+/* A flow policy allowed at revision `rev`, judged on the policy key port `policy_dport`. */
+static __always_inline int ct_create4(void *map, const struct pkt *p, __u8 dir, __u32 src_sec_id, __u32 now,
+				      __u32 rev, __be16 policy_dport)
 {
 	struct ct_entry e = {
 		.packets = 1,
 		.bytes = p->len,
 		.src_sec_id = src_sec_id,
+		.policy_rev = rev,
+		.policy_dport = policy_dport,
 	};
 	struct ipv4_ct_tuple t;
 

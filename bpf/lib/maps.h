@@ -31,7 +31,7 @@ struct endpoint_info {
 	__u32 pad[2];
 };
 
-/* cilium_ipcache (v1 layout): prefixlen counts the 32 bits of cluster_id/pad/family too. */
+/* cilium_ipcache_v2: prefixlen counts the 32 bits of cluster_id/pad/family too. */
 struct ipcache_key {
 	__u32 prefixlen;
 	__u16 cluster_id;
@@ -42,9 +42,11 @@ struct ipcache_key {
 
 #define IPCACHE_PREFIX_BASE 32
 
+/* Upstream v2 value: the tunnel endpoint has room for IPv6 (IPv4 in its first 4 bytes). Only
+ * sec_identity is used here; the rest is written for the multi-node datapath. */
 struct remote_endpoint_info {
 	__u32 sec_identity;
-	__be32 tunnel_endpoint;
+	__u8 tunnel_endpoint[16];
 	__u16 pad;
 	__u8 key;
 	__u8 flags;
@@ -65,8 +67,10 @@ struct policy_key {
 #define POLICY_FULL_PREFIX 64
 #define POLICY_ID_PREFIX 40
 
-/* flags: bit 0 deny, bits 3-7 the protocol+port prefix length (0 any protocol, 8 protocol
- * with any port, 24 one port). proxy_port and auth_type are carried but not acted on. */
+/* Upstream's newest policy_entry. flags: bit 0 deny, bits 3-7 the protocol+port prefix length
+ * (0 any protocol, 8 protocol with any port, 24 one port). An allow with auth_type drops with 189
+ * (no authentication exists here to satisfy it); proxy_port is carried, not acted on. cookie
+ * names the rule that wrote the entry and goes into drop and policy-verdict events. */
 struct policy_entry {
 	__be16 proxy_port;
 	__u8 flags;
@@ -74,6 +78,7 @@ struct policy_entry {
 	__u8 proxy_port_priority;
 	__u8 pad0;
 	__u16 pad1;
+	__u32 cookie;
 };
 
 #define POLICY_FLAG_DENY 0x01
@@ -93,7 +98,9 @@ struct ipv4_ct_tuple {
 #define TUPLE_F_OUT 0
 #define TUPLE_F_IN 1
 
-/* Reduced upstream ct_entry: counters, expiry in seconds of bpf_ktime_get_ns, TCP state. */
+/* Reduced upstream ct_entry: counters, expiry in seconds of bpf_ktime_get_ns, TCP state, and the
+ * policy verdict cache: the policy revision the flow was last allowed at and the port its policy
+ * key carries (policy_dport of policy.h), so the flow is judged again when the revision moves. */
 struct ct_entry {
 	__u64 packets;
 	__u64 bytes;
@@ -102,7 +109,10 @@ struct ct_entry {
 	__u8 tx_flags_seen;
 	__u8 rx_flags_seen;
 	__u32 src_sec_id;
-	__u32 pad;
+	__u32 policy_rev;
+	__be16 policy_dport;
+	__u16 pad0;
+	__u32 pad1;
 };
 
 #define CT_F_RX_CLOSING 0x1
@@ -139,7 +149,7 @@ struct {
 	__uint(max_entries, 512000);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} cilium_ipcache SEC(".maps");
+} cilium_ipcache_v2 SEC(".maps");
 
 #define POLICY_MAP_MAX_ENTRIES 16384
 
@@ -184,6 +194,40 @@ struct {
 	__uint(max_entries, 1024);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_metrics SEC(".maps");
+
+/* cilium_policy_revision: one u32 the agent bumps after every map write that can change a verdict
+ * (policy maps, cilium_policy_maps, cilium_lxc, cilium_ipcache_v2). A conntrack entry allowed at an
+ * older revision is judged by policy again before its packet passes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_policy_revision SEC(".maps");
+
+/* cilium_ipv4_frag_datagrams (upstream): the L4 ports of a fragmented datagram, recorded from its
+ * first fragment so later fragments (which carry no L4 header) are judged as the same flow. */
+struct ipv4_frag_id {
+	__be32 daddr;
+	__be32 saddr;
+	__be16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct ipv4_frag_l4ports {
+	__be16 sport;
+	__be16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct ipv4_frag_id);
+	__type(value, struct ipv4_frag_l4ports);
+	__uint(max_entries, 8192);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_ipv4_frag_datagrams SEC(".maps");
 
 #define EVENTS_RING_BYTES (4 * 1024 * 1024)
 

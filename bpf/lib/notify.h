@@ -40,7 +40,7 @@ struct drop_notify {
 	__u16 line;
 	__u8 file;
 	__u8 pad0;
-	__u32 pad1;
+	__u32 cookie;
 	__u8 data[NOTIFY_CAPTURE_LEN];
 };
 
@@ -53,9 +53,10 @@ struct trace_notify {
 
 struct policy_verdict_notify {
 	struct notify_head head;
-	__u32 verdict;
+	__u16 verdict;
 	__u8 match_type;
-	__u8 pad0[3];
+	__u8 pad0;
+	__u32 cookie;
 	__u8 data[NOTIFY_CAPTURE_LEN];
 };
 
@@ -111,7 +112,7 @@ static __always_inline void *notify_reserve(struct __sk_buff *skb, __u32 size, _
 }
 
 static __always_inline void send_drop_notify(struct __sk_buff *skb, __u16 ep_id, __u32 src_label,
-					     __u32 dst_label, __u8 reason, __u8 dir, __u16 line)
+					     __u32 dst_label, __u8 reason, __u8 dir, __u16 line, __u32 cookie)
 {
 	struct drop_notify *n = notify_reserve(skb, sizeof(*n), CILIUM_NOTIFY_DROP, reason, ep_id, dir,
 					       src_label, dst_label);
@@ -120,6 +121,7 @@ static __always_inline void send_drop_notify(struct __sk_buff *skb, __u16 ep_id,
 		return;
 	n->line = line;
 	n->file = FILE_BPF_LXC;
+	n->cookie = cookie;
 	bpf_ringbuf_submit(n, notify_submit_flags(sizeof(*n)));
 }
 
@@ -136,7 +138,8 @@ static __always_inline void send_trace_notify(struct __sk_buff *skb, __u16 ep_id
 }
 
 static __always_inline void send_policy_verdict_notify(struct __sk_buff *skb, __u16 ep_id, __u32 src_label,
-						       __u32 dst_label, __u8 dir, __u32 verdict, __u8 match_type)
+						       __u32 dst_label, __u8 dir, __u16 verdict, __u8 match_type,
+						       __u32 cookie)
 {
 	struct policy_verdict_notify *n = notify_reserve(skb, sizeof(*n), CILIUM_NOTIFY_POLICY_VERDICT, 0, ep_id,
 							 dir, src_label, dst_label);
@@ -145,6 +148,7 @@ static __always_inline void send_policy_verdict_notify(struct __sk_buff *skb, __
 		return;
 	n->verdict = verdict;
 	n->match_type = match_type;
+	n->cookie = cookie;
 	bpf_ringbuf_submit(n, notify_submit_flags(sizeof(*n)));
 }
 

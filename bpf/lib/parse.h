@@ -4,8 +4,10 @@
 
 #include <linux/ip.h>
 #include "common.h"
+#include "maps.h"
 
 #define IP_FRAG_OFFSET_MASK 0x1fff
+#define IP_MF 0x2000
 
 /* First 14 bytes of a TCP header: enough for ports and the flags byte. */
 struct tcp_head {
@@ -21,6 +23,21 @@ struct l4_ports {
 	__be16 sport;
 	__be16 dport;
 };
+
+/* Copies `len` bytes at `off` of the packet into `to`: straight from the packet's linear data
+ * when they are there (no helper call: what every packet pays for its headers), else through
+ * bpf_skb_load_bytes, which also reads paged data. */
+static __always_inline int skb_read(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+
+	if (off <= 0xffff && data + off + len <= data_end) {
+		__builtin_memcpy(to, data + off, len);
+		return 0;
+	}
+	return bpf_skb_load_bytes(skb, off, to, len);
+}
 
 /* ICMP becomes a conntrack flow too. Echo request and reply are keyed by the echo id: the
  * request puts it in sport, the reply in dport, so reversing a reply's tuple finds its request.
@@ -46,7 +63,7 @@ static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 
 	if (protocol == IPPROTO_ICMP) {
 		struct icmphdr h;
 
-		if (bpf_skb_load_bytes(skb, off, &h, sizeof(h)) < 0)
+		if (skb_read(skb, off, &h, sizeof(h)) < 0)
 			return -DROP_INVALID;
 		icmp_ports(&h, sport, dport);
 		if (icmp)
@@ -56,7 +73,7 @@ static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 
 	if (protocol == IPPROTO_TCP || protocol == IPPROTO_UDP || protocol == IPPROTO_SCTP) {
 		struct l4_ports ports;
 
-		if (bpf_skb_load_bytes(skb, off, &ports, sizeof(ports)) < 0)
+		if (skb_read(skb, off, &ports, sizeof(ports)) < 0)
 			return -DROP_INVALID;
 		*sport = ports.sport;
 		*dport = ports.dport;
@@ -64,30 +81,25 @@ static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 
 	return 0;
 }
 
-/* Returns 0 or a negative drop reason. Non-first fragments carry no L4 header: their ports
- * stay 0. */
-static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
+/* Fragments of one datagram share addresses, protocol and IP id (upstream's key). */
+static __always_inline void frag_id_of(const struct iphdr *ip, struct ipv4_frag_id *id)
 {
-	struct iphdr ip;
-	int ret;
+	id->daddr = ip->daddr;
+	id->saddr = ip->saddr;
+	id->id = ip->id;
+	id->proto = ip->protocol;
+	id->pad = 0;
+}
 
-	if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
-		return -DROP_INVALID;
-	if (ip.version != 4 || ip.ihl < 5)
-		return -DROP_INVALID;
-	p->saddr = ip.saddr;
-	p->daddr = ip.daddr;
-	p->protocol = ip.protocol;
-	p->len = skb->len;
-	p->l4_off = ETH_HLEN + ip.ihl * 4;
-	p->is_fragment = (ip.frag_off & bpf_htons(IP_FRAG_OFFSET_MASK)) != 0;
-	if (p->is_fragment)
-		return 0;
+/* The ports (and TCP flags, ICMP type/code) of a packet that carries its L4 header. */
+static __always_inline int parse_ipv4_l4(struct __sk_buff *skb, struct pkt *p)
+{
+	int ret;
 
 	if (p->protocol == IPPROTO_TCP) {
 		struct tcp_head tcp;
 
-		if (bpf_skb_load_bytes(skb, p->l4_off, &tcp, sizeof(tcp)) < 0)
+		if (skb_read(skb, p->l4_off, &tcp, sizeof(tcp)) < 0)
 			return -DROP_INVALID;
 		p->sport = tcp.sport;
 		p->dport = tcp.dport;
@@ -103,6 +115,44 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 		return ret;
 	}
 	return load_l4_ports(skb, p->l4_off, p->protocol, &p->sport, &p->dport, NULL);
+}
+
+/* Returns 0 or a negative drop reason. A fragment other than the first carries no L4 header: it
+ * takes the ports its first fragment recorded, and without them it drops (175), as upstream. */
+static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
+{
+	struct ipv4_frag_l4ports *ports;
+	struct ipv4_frag_id id;
+	struct iphdr ip;
+	int ret;
+
+	if (skb_read(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+		return -DROP_INVALID;
+	if (ip.version != 4 || ip.ihl < 5)
+		return -DROP_INVALID;
+	p->saddr = ip.saddr;
+	p->daddr = ip.daddr;
+	p->protocol = ip.protocol;
+	p->len = skb->len;
+	p->l4_off = ETH_HLEN + ip.ihl * 4;
+	p->is_fragment = (ip.frag_off & bpf_htons(IP_FRAG_OFFSET_MASK)) != 0;
+	if (p->is_fragment) {
+		frag_id_of(&ip, &id);
+		ports = bpf_map_lookup_elem(&cilium_ipv4_frag_datagrams, &id);
+		if (!ports)
+			return -DROP_FRAG_NOT_FOUND;
+		p->sport = ports->sport;
+		p->dport = ports->dport;
+		return 0;
+	}
+	ret = parse_ipv4_l4(skb, p);
+	if (ret < 0 || !(ip.frag_off & bpf_htons(IP_MF)))
+		return ret;
+	/* The first fragment of a datagram the kernel will reassemble: remember its ports. */
+	frag_id_of(&ip, &id);
+	struct ipv4_frag_l4ports rec = { .sport = p->sport, .dport = p->dport };
+	bpf_map_update_elem(&cilium_ipv4_frag_datagrams, &id, &rec, BPF_ANY);
+	return 0;
 }
 
 #endif

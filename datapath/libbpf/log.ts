@@ -1,14 +1,15 @@
-// Routes libbpf's print callback into a winston logger and lets a caller collect the warnings one
-// operation printed, so a failed open, load or netlink call can carry them in its BpfError.
+// Routes libbpf's print callback into the injected datapath logger and lets a caller collect the
+// warnings one operation printed, so a failed open, load or netlink call can carry them in its
+// BpfError.
 import koffi from 'koffi';
-import { newLogger } from '../../controllers/runtime/log.js';
+import { discardLogger, type DatapathLogger } from '../log.js';
 import { BpfError } from './errors.js';
 import { fn, PrintFnPtr } from './native.js';
 
 const LIBBPF_WARN = 0;
 const LIBBPF_INFO = 1;
 
-const logger = newLogger('libbpf');
+let logger: DatapathLogger = discardLogger;
 const lineBuf = Buffer.alloc(16 * 1024);
 let collecting: { warnings: string[]; quiet: boolean } | undefined;
 
@@ -22,10 +23,13 @@ function onPrint(level: number, format: string, args: unknown): number {
     else logger.warn(text);
   } else if (level === LIBBPF_INFO) {
     logger.debug(text);
-  } else {
-    logger.silly(text);
   }
   return 0;
+}
+
+/** Where libbpf's messages go from now on; libbpf has one print hook per process, so one logger. */
+export function setLibbpfLogger(to: DatapathLogger): void {
+  logger = to;
 }
 
 // libbpf keeps one process-wide print hook; registered callbacks live until unregistered, and this

@@ -47,43 +47,43 @@ describe('tc attach', function () {
 
   it('attaches to ingress, queries the program id, and detaches', async function () {
     const prog = loadProgram();
-    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
-    tcAttach({ ifindex, direction: 'ingress', progFd: prog.fd });
-    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(prog.id);
-    expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(undefined);
+    expect(tcQuery({ ifindex, hook: 'tc-ingress' })).to.equal(undefined);
+    tcAttach({ ifindex, hook: 'tc-ingress', progFd: prog.fd });
+    expect(tcQuery({ ifindex, hook: 'tc-ingress' })).to.equal(prog.id);
+    expect(tcQuery({ ifindex, hook: 'tc-egress' })).to.equal(undefined);
     const shown = await tc('filter', 'show', 'dev', link!.ifname, 'ingress');
     expect(shown).to.match(/pref 1 bpf chain 0 handle 0x1 .*direct-action/);
     expect(shown).to.contain(` id ${prog.id} name fixture_classif `);
-    tcDetach({ ifindex, direction: 'ingress' });
-    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
-    expect(() => tcDetach({ ifindex, direction: 'ingress' })).to.throw(BpfError, new RegExp(`^detach tc filter ifindex ${ifindex} ingress handle 1 priority 1: .*\\(errno 2\\)\nlibbpf: Kernel error message: `));
+    tcDetach({ ifindex, hook: 'tc-ingress' });
+    expect(tcQuery({ ifindex, hook: 'tc-ingress' })).to.equal(undefined);
+    expect(() => tcDetach({ ifindex, hook: 'tc-ingress' })).to.throw(BpfError, new RegExp(`^detach tc filter ifindex ${ifindex} tc-ingress handle 1 priority 1: .*\\(errno 2\\)\nlibbpf: Kernel error message: `));
   });
 
   it('replaces the filter with the same handle and priority and keeps others apart', function () {
     const first = loadProgram();
     const second = loadProgram();
-    tcAttach({ ifindex, direction: 'egress', progFd: first.fd });
-    tcAttach({ ifindex, direction: 'egress', progFd: second.fd });
-    expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(second.id);
-    tcAttach({ ifindex, direction: 'egress', progFd: first.fd, handle: 2, priority: 5 });
-    expect(tcQuery({ ifindex, direction: 'egress', handle: 2, priority: 5 })).to.equal(first.id);
-    expect(tcQuery({ ifindex, direction: 'egress' })).to.equal(second.id);
+    tcAttach({ ifindex, hook: 'tc-egress', progFd: first.fd });
+    tcAttach({ ifindex, hook: 'tc-egress', progFd: second.fd });
+    expect(tcQuery({ ifindex, hook: 'tc-egress' })).to.equal(second.id);
+    tcAttach({ ifindex, hook: 'tc-egress', progFd: first.fd, handle: 2, priority: 5 });
+    expect(tcQuery({ ifindex, hook: 'tc-egress', handle: 2, priority: 5 })).to.equal(first.id);
+    expect(tcQuery({ ifindex, hook: 'tc-egress' })).to.equal(second.id);
   });
 
   it('destroys the clsact hook with every filter, and tolerates a missing hook', async function () {
     const prog = loadProgram();
-    tcAttach({ ifindex, direction: 'ingress', progFd: prog.fd });
-    tcAttach({ ifindex, direction: 'egress', progFd: prog.fd });
+    tcAttach({ ifindex, hook: 'tc-ingress', progFd: prog.fd });
+    tcAttach({ ifindex, hook: 'tc-egress', progFd: prog.fd });
     expect(await tc('qdisc', 'show', 'dev', link!.ifname)).to.contain('clsact');
     tcHookDestroy(ifindex);
     expect(await tc('qdisc', 'show', 'dev', link!.ifname)).to.not.contain('clsact');
-    expect(tcQuery({ ifindex, direction: 'ingress' })).to.equal(undefined);
+    expect(tcQuery({ ifindex, hook: 'tc-ingress' })).to.equal(undefined);
     tcHookDestroy(ifindex);
   });
 
   it('names the interface when attaching to one that does not exist', function () {
     const prog = loadProgram();
     const gone = 0x7ffffff0;
-    expect(() => tcAttach({ ifindex: gone, direction: 'ingress', progFd: prog.fd })).to.throw(BpfError, new RegExp(`ifindex ${gone}: .*\\(errno 19\\)$`));
+    expect(() => tcAttach({ ifindex: gone, hook: 'tc-ingress', progFd: prog.fd })).to.throw(BpfError, new RegExp(`ifindex ${gone}: .*\\(errno 19\\)$`));
   });
 });

@@ -1,8 +1,8 @@
 // Checks of the desired state handed to LinuxDatapath, before anything is written: every error
 // names the field, its value and the allowed range, instead of a bare RangeError from a codec.
-import { encodeIpcacheKey, encodeRemoteEndpointInfo } from '../maps/ipcache.js';
+import { decodeRemoteEndpointInfo, encodeIpcacheKey, encodeRemoteEndpointInfo } from '../maps/ipcache.js';
 import { assertIfName, assertIPv4, assertMac } from '../netns/validate.js';
-import type { EndpointSpec, IPCacheEntry } from '../types.js';
+import { IPCACHE_SOURCE_PRECEDENCE, type EndpointSpec, type IPCacheEntry, type IPCacheSource } from '../types.js';
 import { DatapathError } from './errors.js';
 import type { MapContents, MapEntry } from './map-sync.js';
 
@@ -48,27 +48,46 @@ function ipcacheSubject(index: number, e: IPCacheEntry): string {
   return `ipcache entry ${index} (${String(e.prefix)})`;
 }
 
-/** cilium_ipcache contents for `entries`; one prefix given twice must name one identity. */
+/** cilium_ipcache_v2 contents for `entries`; one prefix given twice must name one row. */
 export function ipcacheContents(entries: readonly IPCacheEntry[], maxEntries: number): MapContents {
   const desired = new Map<string, MapEntry>();
-  // Many prefixes share an identity: encode each value once.
-  const values = new Map<number, Buffer>();
+  // Many prefixes share an identity and node: encode each value once.
+  const values = new Map<string, Buffer>();
   for (let i = 0; i < entries.length; i++) {
     const e = entries[i]!;
-    let value = values.get(e.identity);
+    const row = { identity: e.identity, tunnelEndpoint: e.tunnelEndpoint ?? '0.0.0.0', encryptKey: e.encryptKey ?? 0, flags: e.flags ?? 0 };
+    const valueId = `${row.identity}/${row.tunnelEndpoint}/${row.encryptKey}/${row.flags}`;
+    let value = values.get(valueId);
     if (value === undefined) {
       checkIdentity(ipcacheSubject(i, e), e.identity);
-      value = encodeRemoteEndpointInfo({ identity: e.identity, tunnelEndpoint: '0.0.0.0', encryptKey: 0, flags: 0 });
-      values.set(e.identity, value);
+      for (const field of ['encryptKey', 'flags'] as const) {
+        if (!Number.isInteger(row[field]) || row[field] < 0 || row[field] > 0xff) throw new DatapathError(ipcacheSubject(i, e), `${field} ${row[field]} must be an integer 0..255`);
+      }
+      value = checked(ipcacheSubject(i, e), () => encodeRemoteEndpointInfo(row));
+      values.set(valueId, value);
     }
     const key = checked(ipcacheSubject(i, e), () => encodeIpcacheKey(e.prefix));
     const hex = key.toString('hex');
     const prev = desired.get(hex);
     if (prev !== undefined && prev.value !== value) {
-      throw new DatapathError(ipcacheSubject(i, e), `prefix given twice with different identities (${prev.value.readUInt32LE(0)} and ${e.identity})`);
+      const had = decodeRemoteEndpointInfo(prev.value);
+      throw new DatapathError(ipcacheSubject(i, e), `prefix given twice with different rows (identity ${had.identity} via ${had.tunnelEndpoint} and identity ${e.identity} via ${row.tunnelEndpoint})`);
     }
     desired.set(hex, { key, value });
   }
-  if (desired.size > maxEntries) throw new DatapathError('cilium_ipcache', `${desired.size} prefixes exceed its ${maxEntries} entries`);
+  if (desired.size > maxEntries) throw new DatapathError('cilium_ipcache_v2', `${desired.size} prefixes exceed its ${maxEntries} entries`);
   return desired;
+}
+
+/**
+ * cilium_ipcache_v2 contents of all sources: the first source in IPCACHE_SOURCE_PRECEDENCE wins a
+ * prefix several give; `restored` (rows a previous process left) comes last.
+ */
+export function mergeIpcacheSources(sources: ReadonlyMap<IPCacheSource, MapContents>, restored: MapContents | undefined, maxEntries: number): MapContents {
+  const merged = new Map<string, MapEntry>();
+  for (const layer of [...IPCACHE_SOURCE_PRECEDENCE.map((s) => sources.get(s)), restored]) {
+    for (const [hex, entry] of layer ?? []) if (!merged.has(hex)) merged.set(hex, entry);
+  }
+  if (merged.size > maxEntries) throw new DatapathError('cilium_ipcache_v2', `${merged.size} prefixes of all sources exceed its ${maxEntries} entries`);
+  return merged;
 }

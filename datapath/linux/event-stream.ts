@@ -1,7 +1,7 @@
 // Turns the cilium_events ring buffer into decoded events: an async iterator, or a drain of what
 // is already there. Reading a ring buffer consumes it, so one reader runs at a time; the ring is
 // opened once and shared by the iterator and drains.
-import type { Logger } from '../../controllers/runtime/log.js';
+import type { DatapathLogger } from '../log.js';
 import type { BpfMap } from '../libbpf/map.js';
 import { RingBuffer } from '../libbpf/ringbuf.js';
 import { decodeEvent } from '../maps/events.js';
@@ -21,7 +21,7 @@ export class EventStream {
 
   constructor(
     private readonly map: BpfMap,
-    private readonly log: Logger,
+    private readonly log: DatapathLogger,
   ) {}
 
   get active(): boolean {

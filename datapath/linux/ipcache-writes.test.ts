@@ -72,6 +72,6 @@ describe('ipcacheWriteOrder', function () {
     const after = ipcacheContents([{ prefix: '10.0.0.3/32', identity: 3 }, { prefix: '10.0.0.4/32', identity: 3 }], NO_LIMIT);
     const d = diffContents(before, after);
     expect(ipcacheWriteOrder(d, before, 4)).to.have.length(4);
-    expect(() => ipcacheWriteOrder(d, before, 3)).to.throw(/cilium_ipcache: holds 2 prefixes and would need room for 2 new ones before removing 2 old ones \(4 > 3 entries\)/);
+    expect(() => ipcacheWriteOrder(d, before, 3)).to.throw(/cilium_ipcache_v2: holds 2 prefixes and would need room for 2 new ones before removing 2 old ones \(4 > 3 entries\)/);
   });
 });

@@ -1,4 +1,4 @@
-// The order in which cilium_ipcache moves from its old contents to new ones. Policy is by the
+// The order in which cilium_ipcache_v2 moves from its old contents to new ones. Policy is by the
 // peer's identity, so an intermediate state is safe exactly when every address resolves to the
 // identity the old or the new contents give it: then every packet gets the verdict of the old or
 // the new ipcache, never one of a third identity (a shorter prefix's, or world's) that policy may
@@ -27,7 +27,7 @@ export function ipcacheWriteOrder(d: MapDiff, current: MapContents, maxEntries: 
   const peak = current.size + d.adds.length;
   if (peak > maxEntries) {
     throw new DatapathError(
-      'cilium_ipcache',
+      'cilium_ipcache_v2',
       `holds ${current.size} prefixes and would need room for ${d.adds.length} new ones before removing ${d.removes.length} old ones (${peak} > ${maxEntries} entries); ` +
         'removing first could resolve peers to a third identity, so sync in two steps (remove, then add)',
     );

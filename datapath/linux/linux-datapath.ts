@@ -3,23 +3,36 @@
 // diffed against a shadow of what the maps hold; only the difference is written.
 import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
-import { newLogger, type Logger } from '../../controllers/runtime/log.js';
 import { u32 } from '../libbpf/bytes.js';
 import { BpfError, EINVAL, ENODEV, ENOENT } from '../libbpf/errors.js';
+import { setLibbpfLogger } from '../libbpf/log.js';
 import { BPF_F_NO_PREALLOC, BpfMap, type MapCreateOptions } from '../libbpf/map.js';
 import { BpfObject } from '../libbpf/object.js';
 import type { BpfProgram, TestRunResult } from '../libbpf/prog.js';
-import { tcAttach, tcDetach, tcQuery, type TcDirection } from '../libbpf/tc.js';
+import { tcAttach, tcDetach, tcQuery, type TcAttachPoint } from '../libbpf/tc.js';
+import type { DatapathLogger } from '../log.js';
 import { decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
 import { DATAPATH_LAYOUTS } from '../maps/datapath-layouts.js';
 import { ipv4String } from '../maps/ipv4.js';
 import { assertLayouts, describeFailure } from '../maps/layout.js';
 import { decodeEndpointInfo, decodeEndpointKey, encodeEndpointInfo, encodeEndpointKey, type EndpointInfo } from '../maps/lxc.js';
-import { decodeMetricsKey, sumPerCpu, type Counter } from '../maps/metrics.js';
+import { decodeMetricsKey, sumPerCpu } from '../maps/metrics.js';
 import { POLICY_ENTRY_LAYOUT, POLICY_KEY_LAYOUT, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
 import { policyMapContents } from '../maps/policy-entries.js';
-import type { Datapath, DatapathEvent, Direction, Enforcement, EndpointSpec, IPCacheEntry, PolicyEntry, SyncResult } from '../types.js';
-import { checkEndpointId, checkEndpointSpec, ipcacheContents } from './desired-state.js';
+import {
+  IPCACHE_SOURCE_PRECEDENCE,
+  type Datapath,
+  type DatapathEvent,
+  type Enforcement,
+  type EndpointPolicyStatus,
+  type EndpointSpec,
+  type IPCacheEntry,
+  type IPCacheSource,
+  type MetricCount,
+  type PolicyEntry,
+  type SyncResult,
+} from '../types.js';
+import { checkEndpointId, checkEndpointSpec, ipcacheContents, mergeIpcacheSources } from './desired-state.js';
 import { DatapathError } from './errors.js';
 import { EventStream } from './event-stream.js';
 import { ipcacheWriteOrder } from './ipcache-writes.js';
@@ -33,16 +46,11 @@ export interface LinuxDatapathOptions {
   bpffsDir?: string;
   /** Compiled bpf_lxc object; default bpf/build/bpf_lxc.o. */
   objectPath?: string;
-  logger?: Logger;
+  /** Where the datapath logs; libbpf's own messages go there too (one hook per process). */
+  logger: DatapathLogger;
 }
 
 export type EndpointProgram = 'from-container' | 'to-container';
-
-/** cilium_metrics summed over CPUs and drop sites. */
-export interface MetricCount extends Counter {
-  reason: number;
-  direction: Direction | 'unknown';
-}
 
 // The endpoint programs' tc filter: one per direction, at upstream's handle and priority.
 const TC_HANDLE = 1;
@@ -50,12 +58,14 @@ const TC_PRIORITY = 1;
 // A link that is gone, or never had a clsact qdisc, has nothing to detach.
 const IGNORABLE_DETACH_ERRNOS = new Set([ENOENT, EINVAL, ENODEV]);
 
-const MAP_NAMES = ['cilium_lxc', 'cilium_ipcache', 'cilium_policy_maps', 'cilium_ct4_global', 'cilium_ct_any4_global', 'cilium_metrics', 'cilium_events'] as const;
+const MAP_NAMES = ['cilium_lxc', 'cilium_ipcache_v2', 'cilium_policy_maps', 'cilium_policy_revision', 'cilium_ct4_global', 'cilium_ct_any4_global', 'cilium_metrics', 'cilium_events'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 const CT_MAPS = ['cilium_ct4_global', 'cilium_ct_any4_global'] as const;
 
-const PROGRAM_OF_HOOK: Record<TcDirection, EndpointProgram> = { ingress: 'from-container', egress: 'to-container' };
-const HOOKS: readonly TcDirection[] = ['ingress', 'egress'];
+// tc ingress of the host veth sees what the pod sends, tc egress what it receives.
+const PROGRAM_OF_HOOK: Record<TcAttachPoint, EndpointProgram> = { 'tc-ingress': 'from-container', 'tc-egress': 'to-container' };
+const HOOKS: readonly TcAttachPoint[] = ['tc-ingress', 'tc-egress'];
+const REVISION_KEY = u32(0);
 
 // struct __sk_buff (UAPI) up to and including ifindex, the only field a test run sets: the
 // kernel runs the program as if the packet were on that device.
@@ -101,6 +111,13 @@ export class LinuxDatapath implements Datapath {
   // cilium_policy_maps as this process last wrote or read it: endpoint id -> policy map id. An
   // endpoint absent here has no policy the programs can reach and drops everything (203).
   private readonly policyAttached = new Map<number, number>();
+  // The policy each open endpoint enforces, as its last successful syncPolicy gave it.
+  private readonly realized = new Map<number, { entries: readonly PolicyEntry[]; enforcement: Enforcement }>();
+  // Each ipcache source's rows, merged into cilium_ipcache_v2 by IPCACHE_SOURCE_PRECEDENCE.
+  private ipcacheSources = new Map<IPCacheSource, MapContents>();
+  // The rows a previous process left, kept below every source until each source has synced once
+  // here: a restart must not drop one loop's rows because another loop synced first.
+  private restoredIpcache: MapContents | undefined;
   private readonly eventStream: EventStream;
   private closed = false;
 
@@ -108,13 +125,14 @@ export class LinuxDatapath implements Datapath {
     bpffsDir: string,
     maps: Record<MapName, BpfMap>,
     programs: Record<EndpointProgram, BpfProgram>,
-    private readonly log: Logger,
+    private readonly log: DatapathLogger,
   ) {
     this.bpffsDir = bpffsDir;
     this.maps = maps;
     this.programs = programs;
     this.lxc = new ShadowedMap(maps.cilium_lxc, 'cilium_lxc', this.writes);
-    this.ipcache = new ShadowedMap(maps.cilium_ipcache, 'cilium_ipcache', this.writes, ipcacheWriteOrder);
+    this.ipcache = new ShadowedMap(maps.cilium_ipcache_v2, 'cilium_ipcache_v2', this.writes, ipcacheWriteOrder);
+    this.restoredIpcache = this.ipcache.contents.size > 0 ? new Map(this.ipcache.contents) : undefined;
     this.readPolicyAttachments(this.policyAttached);
     this.eventStream = new EventStream(maps.cilium_events, log);
   }
@@ -124,11 +142,12 @@ export class LinuxDatapath implements Datapath {
    * the maps this datapath writes once, and moves every endpoint found attached in cilium_lxc onto
    * the new programs by atomic replace.
    */
-  static open(opts: LinuxDatapathOptions = {}): Promise<LinuxDatapath> {
+  static open(opts: LinuxDatapathOptions): Promise<LinuxDatapath> {
     return settle(() => {
       const bpffsDir = path.resolve(opts.bpffsDir ?? DEFAULT_PIN_DIR);
       const objectPath = opts.objectPath ?? LXC_OBJECT_PATH;
-      const log = opts.logger ?? newLogger('datapath');
+      const log = opts.logger;
+      setLibbpfLogger(log);
       if (!existsSync(objectPath)) throw new DatapathError(`BPF object ${objectPath}`, 'not found; build it with `make -C bpf`');
       preparePinDir(bpffsDir);
 
@@ -161,56 +180,73 @@ export class LinuxDatapath implements Datapath {
    * Creates the endpoint's (empty) policy map, its cilium_lxc entry and attaches the programs. The
    * policy map becomes reachable only with the first successful syncPolicy: until then every
    * packet of the endpoint drops with 203, as upstream before an endpoint's first regeneration.
+   * A veth or address the endpoint leaves keeps its programs and so drops what it carries.
    */
   upsertEndpoint(ep: EndpointSpec): Promise<void> {
     return settle(() => {
       this.live();
       checkEndpointSpec(ep);
-      const key = encodeEndpointKey(ep.ipv4);
-      const info: EndpointInfo = { ifindex: ep.ifindex, lxcId: ep.id, flags: 0, mac: ep.mac, nodeMac: ep.nodeMac, secId: ep.identity, parentIfindex: 0 };
-      const value = encodeEndpointInfo(info);
-
-      const policy = this.policyMap(ep.id, true);
-      this.closeStalePolicy(ep.id, policy);
-      const moved: string[] = [];
-      for (const [ip, old] of this.lxcEntriesOf(ep.id)) {
-        if (old.ifindex !== ep.ifindex) this.detach(old.ifindex);
-        if (ip === ep.ipv4) continue;
-        this.lxc.remove(encodeEndpointKey(ip));
-        moved.push(ip);
-      }
-      this.flushConntrack(moved);
-      const previous = this.lxc.contents.get(key.toString('hex'));
-      if (previous !== undefined && decodeEndpointInfo(previous.value).lxcId !== ep.id) {
-        this.log.warn('endpoint address taken over from another endpoint', { endpoint: ep.id, ip: ep.ipv4, previousEndpoint: decodeEndpointInfo(previous.value).lxcId });
-      }
-      this.lxc.set(key, value);
-      // The programs go on last, so no packet meets a half-made endpoint.
       try {
-        this.attach(ep.ifindex, `endpoint ${ep.id} link ${ep.ifname} (ifindex ${ep.ifindex})`);
-      } catch (err) {
-        // The lxc entry must not outlive programs that are not there to enforce it.
-        try {
-          this.rollBackLxc(key, previous);
-        } catch (lxcErr) {
-          throw new DatapathError(`endpoint ${ep.id}`, `${describeFailure(err)}; its cilium_lxc entry could not be rolled back either: ${describeFailure(lxcErr)}`, { cause: new AggregateError([err, lxcErr], `endpoint ${ep.id}: attach failed`) });
-        }
-        throw err;
+        this.upsertEndpointState(ep);
+      } finally {
+        this.publishRevision();
       }
     });
+  }
+
+  private upsertEndpointState(ep: EndpointSpec): void {
+    const key = encodeEndpointKey(ep.ipv4);
+    const info: EndpointInfo = { ifindex: ep.ifindex, lxcId: ep.id, flags: 0, mac: ep.mac, nodeMac: ep.nodeMac, secId: ep.identity, parentIfindex: 0 };
+    const value = encodeEndpointInfo(info);
+
+    const policy = this.policyMap(ep.id, true);
+    this.closeStalePolicy(ep.id, policy);
+    const moved: string[] = [];
+    for (const [ip] of this.lxcEntriesOf(ep.id)) {
+      if (ip === ep.ipv4) continue;
+      this.lxc.remove(encodeEndpointKey(ip));
+      moved.push(ip);
+    }
+    this.flushConntrack(moved);
+    const previous = this.lxc.contents.get(key.toString('hex'));
+    const previousOwner = previous === undefined ? undefined : decodeEndpointInfo(previous.value).lxcId;
+    this.lxc.set(key, value);
+    if (previousOwner !== undefined && previousOwner !== ep.id) {
+      // The old owner's flows must not pass as established for the new owner. Flushed after
+      // the entry moved, so the old owner's veth cannot open new ones in between.
+      this.log.warn('endpoint address taken over from another endpoint', { endpoint: ep.id, ip: ep.ipv4, previousEndpoint: previousOwner });
+      this.flushConntrack([ep.ipv4]);
+    }
+    // The programs go on last, so no packet meets a half-made endpoint.
+    try {
+      this.attach(ep.ifindex, `endpoint ${ep.id} link ${ep.ifname} (ifindex ${ep.ifindex})`);
+    } catch (err) {
+      // The lxc entry must not outlive programs that are not there to enforce it.
+      try {
+        this.rollBackLxc(key, previous);
+      } catch (lxcErr) {
+        throw new DatapathError(`endpoint ${ep.id}`, `${describeFailure(err)}; its cilium_lxc entry could not be rolled back either: ${describeFailure(lxcErr)}`, { cause: new AggregateError([err, lxcErr], `endpoint ${ep.id}: attach failed`) });
+      }
+      throw err;
+    }
   }
 
   removeEndpoint(id: number): Promise<void> {
     return settle(() => {
       this.live();
       checkEndpointId(id);
-      this.removeEndpointState(id);
+      try {
+        this.removeEndpointState(id);
+      } finally {
+        this.publishRevision();
+      }
     });
   }
 
   /**
-   * Removes every endpoint (lxc entries, tc filters, policy maps) whose id is not in `keepIds`;
-   * returns the removed ids. Used after a restart, once desired state is known.
+   * Removes every endpoint (lxc entries, policy maps, conntrack) whose id is not in `keepIds`;
+   * returns the removed ids. Used after a restart, once desired state is known. The programs stay
+   * on the veths, which from then on drop what they carry.
    */
   pruneEndpoints(keepIds: Iterable<number>): Promise<number[]> {
     return settle(() => {
@@ -223,17 +259,53 @@ export class LinuxDatapath implements Datapath {
         if (id !== undefined) known.add(id);
       }
       const removed = [...known].filter((id) => !keep.has(id)).sort((a, b) => a - b);
-      for (const id of removed) this.removeEndpointState(id);
+      try {
+        for (const id of removed) this.removeEndpointState(id);
+      } finally {
+        if (removed.length > 0) this.publishRevision();
+      }
       if (removed.length > 0) this.log.info('pruned endpoints no desired state names', { endpoints: removed });
       return removed;
     });
   }
 
-  syncIPCache(entries: readonly IPCacheEntry[]): Promise<SyncResult> {
+  syncIPCache(source: IPCacheSource, entries: readonly IPCacheEntry[]): Promise<SyncResult> {
     return settle(() => {
       this.live();
-      return this.ipcache.sync(ipcacheContents(entries, this.ipcache.maxEntries));
+      if (!IPCACHE_SOURCE_PRECEDENCE.includes(source)) throw new DatapathError(`ipcache source ${String(source)}`, `is not one of ${IPCACHE_SOURCE_PRECEDENCE.join(', ')}`);
+      // Nothing is kept until the merge is known to fit: a refused sync changes no state.
+      const sources = new Map(this.ipcacheSources).set(source, ipcacheContents(entries, this.ipcache.maxEntries));
+      const restored = IPCACHE_SOURCE_PRECEDENCE.every((s) => sources.has(s)) ? undefined : this.restoredIpcache;
+      const merged = mergeIpcacheSources(sources, restored, this.ipcache.maxEntries);
+      this.ipcacheSources = sources;
+      this.restoredIpcache = restored;
+      try {
+        return this.ipcache.sync(merged);
+      } finally {
+        this.publishRevision();
+      }
     });
+  }
+
+  /**
+   * Tells the programs that verdicts may have changed: every conntrack entry allowed at an older
+   * revision is judged by policy again at its next packet. Called after every write that can
+   * change a verdict, failed ones included (they may have written part of their change).
+   */
+  private publishRevision(): void {
+    const map = this.maps.cilium_policy_revision;
+    const current = map.lookup(REVISION_KEY)?.readUInt32LE(0) ?? 0;
+    map.update(REVISION_KEY, u32((current + 1) >>> 0));
+  }
+
+  /** What the endpoint enforces now, as its last successful syncPolicy left it. */
+  endpointPolicy(endpointId: number): EndpointPolicyStatus {
+    this.live();
+    checkEndpointId(endpointId);
+    if (!this.policyMaps.has(endpointId) && !existsSync(this.policyPinPath(endpointId))) throw new DatapathError(`endpoint ${endpointId}`, 'is not known to this datapath');
+    const realized = this.realized.get(endpointId);
+    const open = this.policyAttached.has(endpointId);
+    return open && realized !== undefined ? { open, realized } : { open };
   }
 
   /**
@@ -241,18 +313,30 @@ export class LinuxDatapath implements Datapath {
    * computed or written, the endpoint's policy map is taken out of cilium_policy_maps (every
    * packet drops with 203) before the error is thrown; the next successful sync restores it.
    */
-  syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement?: Enforcement): Promise<SyncResult> {
+  syncPolicy(endpointId: number, entries: readonly PolicyEntry[], enforcement: Enforcement): Promise<SyncResult> {
     return settle(() => {
       this.live();
       checkEndpointId(endpointId);
-      const map = this.policyMap(endpointId, false);
-      let desired: MapContents;
+      this.realized.delete(endpointId);
       try {
-        desired = policyMapContents(entries, enforcement);
-      } catch (err) {
-        throw this.closedAfter(endpointId, 'policy cannot be computed', err);
+        let map: ShadowedMap;
+        try {
+          map = this.policyMap(endpointId, false);
+        } catch (err) {
+          throw this.closedAfter(endpointId, 'policy map unavailable', err);
+        }
+        let desired: MapContents;
+        try {
+          desired = policyMapContents(entries, enforcement);
+        } catch (err) {
+          throw this.closedAfter(endpointId, 'policy cannot be computed', err);
+        }
+        const result = this.writePolicy(endpointId, map, desired, true);
+        this.realized.set(endpointId, { entries: [...entries], enforcement: { ...enforcement } });
+        return result;
+      } finally {
+        this.publishRevision();
       }
-      return this.writePolicy(endpointId, map, desired, true);
     });
   }
 
@@ -310,7 +394,7 @@ export class LinuxDatapath implements Datapath {
         }
       };
       attempt('cilium_lxc', () => this.lxc.resync());
-      attempt('cilium_ipcache', () => this.ipcache.resync());
+      attempt('cilium_ipcache_v2', () => this.ipcache.resync());
       for (const [id, map] of this.policyMaps) {
         attempt(map.name, () => {
           map.reload();
@@ -318,6 +402,12 @@ export class LinuxDatapath implements Datapath {
         });
       }
       attempt('cilium_policy_maps', () => this.resyncPolicyAttachments());
+      // Repairs may have changed verdicts.
+      try {
+        this.publishRevision();
+      } catch (err) {
+        failed.push({ name: 'cilium_policy_revision', err });
+      }
       if (failed.length > 0) {
         throw new DatapathError(
           'datapath resync',
@@ -434,7 +524,14 @@ export class LinuxDatapath implements Datapath {
     } else {
       throw new DatapathError(`endpoint ${id}`, `has no policy map at ${pin}; upsertEndpoint must come first`);
     }
-    const shadowed = new ShadowedMap(map, policyMapName(id), this.writes);
+    let shadowed: ShadowedMap;
+    try {
+      shadowed = new ShadowedMap(map, policyMapName(id), this.writes);
+    } catch (err) {
+      // The first read failed: nothing holds the map, so its fd goes here.
+      map.close();
+      throw err;
+    }
     this.policyMaps.set(id, shadowed);
     return shadowed;
   }
@@ -517,40 +614,36 @@ export class LinuxDatapath implements Datapath {
    * the hooks this call newly attached are detached again, so the link is never half enforced.
    */
   private attach(ifindex: number, owner: string): void {
-    const added: TcDirection[] = [];
-    for (const direction of HOOKS) {
-      const prog = this.programs[PROGRAM_OF_HOOK[direction]];
-      const filter = { ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY };
+    const added: TcAttachPoint[] = [];
+    for (const hook of HOOKS) {
+      const prog = this.programs[PROGRAM_OF_HOOK[hook]];
+      const filter = { ifindex, hook, handle: TC_HANDLE, priority: TC_PRIORITY };
       try {
         // Replacing the filter in place swaps programs atomically: no packet passes unchecked.
         const current = tcQuery(filter);
         if (current !== prog.id) {
           tcAttach({ ...filter, progFd: prog.fd });
-          if (current === undefined) added.push(direction);
+          if (current === undefined) added.push(hook);
         }
       } catch (err) {
         const undone: string[] = [];
-        for (const hook of added) {
+        for (const done of added) {
           try {
-            this.detachHook(ifindex, hook);
-            undone.push(hook);
+            this.detachHook(ifindex, done);
+            undone.push(done);
           } catch (detachErr) {
-            undone.push(`${hook} NOT detached (${describeFailure(detachErr)})`);
+            undone.push(`${done} NOT detached (${describeFailure(detachErr)})`);
           }
         }
-        const rollback = undone.length > 0 ? `; rolled back tc ${undone.join(', ')}` : '';
-        throw new DatapathError(owner, `cannot attach ${prog.name} on tc ${direction}: ${describeFailure(err)}${rollback}`, { cause: err });
+        const rollback = undone.length > 0 ? `; rolled back ${undone.join(', ')}` : '';
+        throw new DatapathError(owner, `cannot attach ${prog.name} on ${hook}: ${describeFailure(err)}${rollback}`, { cause: err });
       }
     }
   }
 
-  private detach(ifindex: number): void {
-    for (const direction of HOOKS) this.detachHook(ifindex, direction);
-  }
-
-  private detachHook(ifindex: number, direction: TcDirection): void {
+  private detachHook(ifindex: number, hook: TcAttachPoint): void {
     try {
-      tcDetach({ ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY });
+      tcDetach({ ifindex, hook, handle: TC_HANDLE, priority: TC_PRIORITY });
     } catch (err) {
       if (!(err instanceof BpfError && IGNORABLE_DETACH_ERRNOS.has(err.errno))) throw err;
     }
@@ -559,7 +652,7 @@ export class LinuxDatapath implements Datapath {
   private adoptAttachedEndpoints(): void {
     for (const [ip, info] of this.lxcEntries()) {
       try {
-        if (HOOKS.some((direction) => tcQuery({ ifindex: info.ifindex, direction, handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined)) {
+        if (HOOKS.some((hook) => tcQuery({ ifindex: info.ifindex, hook, handle: TC_HANDLE, priority: TC_PRIORITY }) !== undefined)) {
           this.attach(info.ifindex, `endpoint ${info.lxcId} link ifindex ${info.ifindex}`);
         }
       } catch (err) {
@@ -569,15 +662,19 @@ export class LinuxDatapath implements Datapath {
     }
   }
 
+  /**
+   * The programs stay on the endpoint's veth: without its cilium_lxc entry they drop every IPv4
+   * packet there, so a pod that outlives its endpoint is never left unfiltered.
+   */
   private removeEndpointState(id: number): void {
     const ips: string[] = [];
-    for (const [ip, info] of this.lxcEntriesOf(id)) {
-      this.detach(info.ifindex);
+    for (const [ip] of this.lxcEntriesOf(id)) {
       this.lxc.remove(encodeEndpointKey(ip));
       ips.push(ip);
     }
     this.flushConntrack(ips);
     this.failClosed(id);
+    this.realized.delete(id);
     this.policyMaps.get(id)?.map.close();
     this.policyMaps.delete(id);
     const pin = this.policyPinPath(id);

@@ -9,6 +9,7 @@ import { IPPROTO_ICMP } from '../maps/protocols.js';
 import type { PolicyEntry } from '../types.js';
 import { diffContents, type MapContents, type MapEntry } from './map-sync.js';
 import { safePolicyOrder } from './policy-writes.js';
+import { enforcingWhereEntries } from './testing/policy.js';
 
 interface Packet {
   identity: number;
@@ -69,8 +70,8 @@ describe('safePolicyOrder', function () {
   it('never passes a packet that both the old and the new policy drop, and reports the true peak', function () {
     fc.assert(
       fc.property(policyArb, policyArb, fc.array(packetArb, { minLength: 1, maxLength: 40 }), (oldEntries, newEntries, packets) => {
-        const before = policyMapContents(oldEntries);
-        const after = policyMapContents(newEntries);
+        const before = policyMapContents(...enforcingWhereEntries(oldEntries));
+        const after = policyMapContents(...enforcingWhereEntries(newEntries));
         const plan = safePolicyOrder(diffContents(before, after), before);
         const state = new Map<string, MapEntry>(before);
         let peak = state.size;

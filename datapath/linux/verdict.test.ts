@@ -10,7 +10,8 @@ import { newLogger } from '../../controllers/runtime/log.js';
 import type { DatapathEvent, DropEvent, PolicyEntry, PolicyVerdictEvent, TraceEvent } from '../types.js';
 import { LinuxDatapath, type EndpointProgram } from './linux-datapath.js';
 import { createTestLink, makePinDir, removePinDir, removeTestLink, type TestLink } from './testing/fixtures.js';
-import { arpPacket, icmpPacket, ipv6Packet, tcpPacket, TCP_ACK, TCP_FIN, TCP_SYN, udpPacket } from './testing/packets.js';
+import { arpPacket, icmpPacket, ipv4Fragment, ipv6Packet, tcpPacket, TCP_ACK, TCP_FIN, TCP_SYN, udpPacket } from './testing/packets.js';
+import { enforcingWhereEntries } from './testing/policy.js';
 
 const PASS = 0; // TC_ACT_OK
 const DROP = 2; // TC_ACT_SHOT
@@ -50,7 +51,7 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
     const nodeMac = '02:00:00:00:00:ff';
     await dp.upsertEndpoint({ ...A, ifname: linkA!.ifname, ifindex: linkA!.ifindex, mac: '02:00:00:00:00:01', nodeMac });
     await dp.upsertEndpoint({ ...B, ifname: linkB!.ifname, ifindex: linkB!.ifindex, mac: '02:00:00:00:00:02', nodeMac });
-    await dp.syncIPCache([
+    await dp.syncIPCache('endpoint', [
       { prefix: WEB.prefix, identity: WEB.identity },
       { prefix: DB.prefix, identity: DB.identity },
     ]);
@@ -80,7 +81,7 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
     return run('to-container', tcpPacket({ src, dst: A.ipv4, sport: nextPort(), dport, flags: TCP_SYN }));
   }
   async function policyA(entries: PolicyEntry[]): Promise<void> {
-    await dp.syncPolicy(A.id, entries);
+    await dp.syncPolicy(A.id, ...enforcingWhereEntries(entries));
   }
   const egress = (identity: number, protocol: number, port = 0, endPort?: number, deny = false): PolicyEntry =>
     ({ identity, direction: 'egress', protocol, port, endPort, deny });
@@ -88,6 +89,16 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
     ({ identity, direction: 'ingress', protocol, port, endPort, deny });
   function verdicts(): PolicyVerdictEvent[] {
     return dp.drainEvents().filter((e): e is PolicyVerdictEvent => e.type === 'policy-verdict');
+  }
+  /** Handshake of a TCP flow A -> WEB:80; returns the ACKs of its two directions. */
+  function establish(): { out: Buffer; back: Buffer } {
+    const port = nextPort();
+    const out = { src: A.ipv4, dst: WEB.ip, sport: port, dport: 80 };
+    const back = { src: WEB.ip, dst: A.ipv4, sport: 80, dport: port };
+    expect(run('from-container', tcpPacket({ ...out, flags: TCP_SYN }))).to.equal(PASS);
+    expect(run('to-container', tcpPacket({ ...back, flags: TCP_SYN | TCP_ACK }))).to.equal(PASS);
+    expect(run('from-container', tcpPacket({ ...out, flags: TCP_ACK }))).to.equal(PASS);
+    return { out: tcpPacket({ ...out, flags: TCP_ACK }), back: tcpPacket({ ...back, flags: TCP_ACK }) };
   }
 
   describe('before the first policy sync', function () {
@@ -227,23 +238,18 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
   });
 
   describe('connection tracking', function () {
-    it('passes replies and established packets of an allowed flow without a policy decision', async function () {
+    it('passes replies and established packets of an allowed flow with no new policy-verdict event', async function () {
       await policyA([egress(WEB.identity, TCP, 80), ingress(9999, TCP, 1)]);
-      const port = nextPort();
-      const out = { src: A.ipv4, dst: WEB.ip, sport: port, dport: 80 };
-      const back = { src: WEB.ip, dst: A.ipv4, sport: 80, dport: port };
-      expect(run('from-container', tcpPacket({ ...out, flags: TCP_SYN }))).to.equal(PASS);
-      expect(run('to-container', tcpPacket({ ...back, flags: TCP_SYN | TCP_ACK }))).to.equal(PASS);
-      expect(run('from-container', tcpPacket({ ...out, flags: TCP_ACK }))).to.equal(PASS);
+      const { out, back } = establish();
       // The same packet that just came back as a reply is dropped when it opens a connection.
       expect(run('to-container', tcpPacket({ src: WEB.ip, dst: A.ipv4, sport: 80, dport: nextPort(), flags: TCP_SYN }))).to.equal(DROP);
       expect(verdicts()).to.have.length(2);
 
-      // A policy change reaches new connections, not the established one.
-      await policyA([egress(WEB.identity, TCP, 81), ingress(9999, TCP, 1)]);
-      expect(run('from-container', tcpPacket({ ...out, flags: TCP_ACK }))).to.equal(PASS);
-      expect(run('to-container', tcpPacket({ ...back, flags: TCP_ACK }))).to.equal(PASS);
-      expect(synFromA(WEB.ip, 80)).to.equal(DROP);
+      // A policy change that still allows the flow: judged again once, silently, and passing.
+      await policyA([egress(WEB.identity, TCP, 80), egress(WEB.identity, TCP, 81), ingress(9999, TCP, 1)]);
+      expect(run('from-container', out)).to.equal(PASS);
+      expect(run('to-container', back)).to.equal(PASS);
+      expect(dp.drainEvents()).to.deep.equal([]);
     });
 
     it('gives entries upstream lifetimes: SYN 60 s, established TCP 8000 s, closing 10 s, non-TCP 60 s', async function () {
@@ -270,8 +276,8 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       await policyA([egress(WEB.identity, TCP, 80)]);
       const out = { src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 80 };
       expect(run('from-container', tcpPacket({ ...out, flags: TCP_SYN }))).to.equal(PASS);
-      await policyA([egress(WEB.identity, TCP, 81)]);
       expect(run('from-container', tcpPacket({ ...out, flags: TCP_ACK }))).to.equal(PASS);
+      expect(verdicts(), 'one decision for the live flow').to.have.length(1);
       const ct = BpfMap.openPinned(path.join(pinDir!, 'cilium_ct4_global'));
       try {
         for (const [key, value] of ct.entries()) {
@@ -281,11 +287,12 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       } finally {
         ct.close();
       }
-      expect(run('from-container', tcpPacket({ ...out, flags: TCP_ACK }))).to.equal(DROP);
+      expect(run('from-container', tcpPacket({ ...out, flags: TCP_ACK }))).to.equal(PASS);
+      expect(verdicts(), 'the expired flow decided again as new').to.have.length(1);
     });
 
     it('tracks flows between two local endpoints on both hooks', async function () {
-      await dp.syncPolicy(B.id, [ingress(A.identity, TCP, 5432), egress(9999, TCP, 1)]);
+      await dp.syncPolicy(B.id, ...enforcingWhereEntries([ingress(A.identity, TCP, 5432), egress(9999, TCP, 1)]));
       await policyA([egress(B.identity, TCP, 5432), ingress(9999, TCP, 1)]);
       const port = nextPort();
       const ab = tcpPacket({ src: A.ipv4, dst: B.ipv4, sport: port, dport: 5432, flags: TCP_SYN });
@@ -325,7 +332,7 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
     });
     it('relates only ICMP errors about this endpoint\'s own flows, and only types 3, 11, 12', async function () {
       await policyA([egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]);
-      await dp.syncPolicy(B.id, [egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]);
+      await dp.syncPolicy(B.id, ...enforcingWhereEntries([egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]));
       const queryA = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
       const queryB = udpPacket({ src: B.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
       const toA = udpPacket({ src: WEB.ip, dst: A.ipv4, sport: nextPort(), dport: 5000 });
@@ -378,7 +385,7 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
 
     it('judges a packet only on the veth of the endpoint that owns its address (132, 151)', async function () {
       await policyA([]);
-      await dp.syncPolicy(B.id, []);
+      await dp.syncPolicy(B.id, ...enforcingWhereEntries([]));
       const fromA = tcpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 80, flags: TCP_SYN });
       const toA = tcpPacket({ src: WEB.ip, dst: A.ipv4, sport: nextPort(), dport: 80, flags: TCP_SYN });
       expect(run('from-container', fromA, linkA!.ifindex)).to.equal(PASS);
@@ -401,6 +408,125 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       expect(drops.map((d) => [d.reason, d.endpointId])).to.deep.equal([
         [132, 0],
         [139, 0],
+      ]);
+    });
+  });
+
+  describe('fail-open paths, closed', function () {
+    /** A flow A -> WEB:80 established with its events drained. */
+    function established(): { out: Buffer; back: Buffer } {
+      const flow = establish();
+      dp.drainEvents();
+      return flow;
+    }
+    const flowPackets = (): number => dp.conntrack().filter((c) => c.tuple.saddr === A.ipv4 && c.tuple.daddr === WEB.ip).reduce((n, c) => n + c.entry.packets, 0);
+    const dropsAndVerdicts = (): Array<[string, number, string, number]> =>
+      dp.drainEvents().flatMap((e) => (e.type === 'drop' ? [[e.type, e.reason, e.direction, e.cookie] as [string, number, string, number]] : e.type === 'policy-verdict' ? [[e.type, e.verdict, e.direction, e.cookie] as [string, number, string, number]] : []));
+
+    it('cuts an established flow whose allow is revoked, replies included, without refreshing it', async function () {
+      await policyA([egress(WEB.identity, TCP, 80), ingress(9999, TCP, 1)]);
+      const { out, back } = established();
+      const packets = flowPackets();
+      await policyA([egress(WEB.identity, TCP, 81), ingress(9999, TCP, 1)]);
+      expect(run('from-container', out)).to.equal(DROP);
+      expect(run('to-container', back), 'a reply of a flow its opening direction no longer allows').to.equal(DROP);
+      expect(dropsAndVerdicts()).to.deep.equal([
+        ['policy-verdict', 133, 'egress', 0],
+        ['drop', 133, 'egress', 0],
+        ['policy-verdict', 133, 'egress', 0],
+        ['drop', 133, 'ingress', 0],
+      ]);
+      expect(flowPackets(), 'dropped packets neither count on nor keep alive the entry').to.equal(packets);
+      // Allowed again: the flow resumes from its entry.
+      await policyA([egress(WEB.identity, TCP, 80), ingress(9999, TCP, 1)]);
+      expect(run('from-container', out)).to.equal(PASS);
+      expect(run('to-container', back)).to.equal(PASS);
+    });
+
+    it('cuts an established flow with a new deny (181), naming the deny\'s rule cookie', async function () {
+      await policyA([{ ...egress(WEB.identity, TCP, 80), cookie: 5 }]);
+      const { out } = established();
+      await policyA([{ ...egress(WEB.identity, TCP, 80), cookie: 5 }, { ...egress(WEB.identity, 0, 0, undefined, true), cookie: 77 }]);
+      expect(run('from-container', out)).to.equal(DROP);
+      expect(dropsAndVerdicts()).to.deep.equal([
+        ['policy-verdict', 181, 'egress', 77],
+        ['drop', 181, 'egress', 77],
+      ]);
+    });
+
+    it('cuts live flows with 203 while a failed sync leaves the endpoint closed', async function () {
+      await policyA([egress(WEB.identity, TCP, 80)]);
+      const { out } = established();
+      const bad = await dp.syncPolicy(A.id, [egress(WEB.identity, 256)], { ingress: false, egress: true }).then(() => undefined, (err: Error) => err);
+      expect(bad?.message).to.match(/endpoint 101: policy cannot be computed/);
+      expect(run('from-container', out)).to.equal(DROP);
+      expect(dropsAndVerdicts()).to.deep.equal([['drop', 203, 'egress', 0]]);
+      await policyA([egress(WEB.identity, TCP, 80)]);
+      expect(run('from-container', out)).to.equal(PASS);
+    });
+
+    it('judges a live flow again when the ipcache gives its peer another identity', async function () {
+      await policyA([egress(WEB.identity, TCP, 80)]);
+      const { out } = established();
+      await dp.syncIPCache('endpoint', [{ prefix: WEB.prefix, identity: 60099 }, { prefix: DB.prefix, identity: DB.identity }]);
+      expect(run('from-container', out)).to.equal(DROP);
+      const [drop] = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
+      expect(drop).to.include({ reason: 133, srcIdentity: A.identity, dstIdentity: 60099 });
+    });
+
+    it('drops what is delivered to an address no endpoint owns (151), broadcast included', async function () {
+      await policyA([]);
+      for (const dst of ['10.200.0.77', '10.200.0.255', '255.255.255.255']) {
+        expect(run('to-container', udpPacket({ src: WEB.ip, dst, sport: nextPort(), dport: 67 }), linkA!.ifindex), dst).to.equal(DROP);
+      }
+      const drops = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
+      expect(drops.map((d) => [d.reason, d.direction])).to.deep.equal([
+        [151, 'ingress'],
+        [151, 'ingress'],
+        [151, 'ingress'],
+      ]);
+    });
+
+    it('enforces a direction with no entries: a policy whose peers match nothing today drops everything', async function () {
+      await dp.syncPolicy(A.id, [], { ingress: true, egress: false });
+      expect(synToA(WEB.ip, 80)).to.equal(DROP);
+      expect(synToA(WORLD_IP, 443)).to.equal(DROP);
+      expect(synFromA(WEB.ip, 80)).to.equal(PASS);
+      expect(dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop').map((d) => d.reason)).to.deep.equal([133, 133]);
+    });
+
+    it('judges later fragments by the ports of their datagram\'s first fragment', async function () {
+      await policyA([egress(WEB.identity, UDP, 53)]);
+      const allowed = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
+      const denied = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 54 });
+      expect(run('from-container', ipv4Fragment(allowed, { id: 100, offset: 0, more: true }))).to.equal(PASS);
+      expect(run('from-container', ipv4Fragment(allowed, { id: 100, offset: 3, more: true }))).to.equal(PASS);
+      expect(run('from-container', ipv4Fragment(allowed, { id: 100, offset: 6, more: false }))).to.equal(PASS);
+      expect(run('from-container', ipv4Fragment(denied, { id: 101, offset: 0, more: true }))).to.equal(DROP);
+      expect(run('from-container', ipv4Fragment(denied, { id: 101, offset: 3, more: false }))).to.equal(DROP);
+      // A later fragment whose first fragment was never seen has no ports to be judged by.
+      expect(run('from-container', ipv4Fragment(allowed, { id: 102, offset: 3, more: false }))).to.equal(DROP);
+      const drops = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
+      expect(drops.map((d) => d.reason)).to.deep.equal([133, 133, 175]);
+    });
+
+    it('passes the later fragments of a large UDP reply', async function () {
+      await policyA([egress(WEB.identity, UDP, 53), ingress(9999, TCP, 1)]);
+      const port = nextPort();
+      expect(run('from-container', udpPacket({ src: A.ipv4, dst: WEB.ip, sport: port, dport: 53 }))).to.equal(PASS);
+      const reply = udpPacket({ src: WEB.ip, dst: A.ipv4, sport: 53, dport: port });
+      expect(run('to-container', ipv4Fragment(reply, { id: 7, offset: 0, more: true }))).to.equal(PASS);
+      expect(run('to-container', ipv4Fragment(reply, { id: 7, offset: 185, more: false }))).to.equal(PASS);
+    });
+
+    it('drops an allow that requires authentication (189) and reports the deciding rule\'s cookie', async function () {
+      await policyA([{ ...egress(WEB.identity, TCP, 80), authType: 1, cookie: 9 }, { ...egress(DB.identity, TCP, 80), cookie: 42 }]);
+      expect(synFromA(WEB.ip, 80)).to.equal(DROP);
+      expect(synFromA(DB.ip, 80)).to.equal(PASS);
+      expect(dropsAndVerdicts()).to.deep.equal([
+        ['policy-verdict', 189, 'egress', 9],
+        ['drop', 189, 'egress', 9],
+        ['policy-verdict', 0, 'egress', 42],
       ]);
     });
   });

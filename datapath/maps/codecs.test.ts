@@ -19,7 +19,7 @@ describe('map codecs', function () {
     expect(() => encodeEndpointKey('10.0.1')).to.throw(/endpoint IPv4.*10\.0\.1/);
   });
 
-  it('cilium_ipcache: prefixlen counts 32 bits ahead of the address; host bits cleared', function () {
+  it('cilium_ipcache_v2: prefixlen counts 32 bits ahead of the address; host bits cleared', function () {
     const key = encodeIpcacheKey('10.1.2.3/16');
     expect(key.readUInt32LE(0)).to.equal(48);
     expect(key.readUInt8(7)).to.equal(1);
@@ -39,21 +39,26 @@ describe('map codecs', function () {
     expect(decodePolicyKey(encodePolicyKey({ identity: 0, egress: false, protocol: 17, dport: 53, prefixLen: 0 }))).to.include({ protocol: 0, dport: 0 });
     const value = encodePolicyValue({ deny: true, prefixLen: 24 });
     expect(value.readUInt8(2)).to.equal(1 | (24 << 3));
-    expect(decodePolicyValue(value)).to.deep.equal({ deny: true, prefixLen: 24 });
+    expect(decodePolicyValue(value)).to.deep.equal({ deny: true, prefixLen: 24, proxyPort: 0, authType: 0, cookie: 0 });
+    const attrs = encodePolicyValue({ deny: false, prefixLen: 8, proxyPort: 15001, authType: 1, cookie: 0x01020304 });
+    expect(attrs.toString('hex')).to.equal('3a99' + (8 << 3).toString(16) + '01' + '00000000' + '04030201');
+    expect(decodePolicyValue(attrs)).to.deep.equal({ deny: false, prefixLen: 8, proxyPort: 15001, authType: 1, cookie: 0x01020304 });
+    expect(() => encodePolicyValue({ deny: false, prefixLen: 8, authType: 128 })).to.throw(RangeError, /authType 128: must be an integer 0..127/);
     expect(() => encodePolicyKey({ identity: 1, egress: false, protocol: 6, dport: 1, prefixLen: 25 })).to.throw(RangeError, /prefix length 25/);
   });
 
   it('conntrack: tuple in packet orientation, hook from the flags byte', function () {
     const tuple = Buffer.from('0a0000020a000001' + '0050' + '04d2' + '06' + '01', 'hex');
     expect(decodeCtTuple(tuple)).to.deep.equal({ daddr: '10.0.0.2', saddr: '10.0.0.1', dport: 80, sport: 1234, protocol: 6, hook: 'ingress' });
-    const entry = Buffer.alloc(32);
+    const entry = Buffer.alloc(40);
     entry.writeBigUInt64LE(3n, 0);
     entry.writeBigUInt64LE(180n, 8);
     entry.writeUInt32LE(8100, 16);
     entry.writeUInt16LE(0x4 | 0x2, 20);
     entry.writeUInt8(0x12, 22);
     entry.writeUInt32LE(42, 24);
-    expect(decodeCtEntry(entry)).to.deep.equal({ packets: 3, bytes: 180, lifetime: 8100, rxClosing: false, txClosing: true, seenNonSyn: true, txFlagsSeen: 0x12, rxFlagsSeen: 0, srcIdentity: 42 });
+    entry.writeUInt32LE(7, 28);
+    expect(decodeCtEntry(entry)).to.deep.equal({ packets: 3, bytes: 180, lifetime: 8100, rxClosing: false, txClosing: true, seenNonSyn: true, txFlagsSeen: 0x12, rxFlagsSeen: 0, srcIdentity: 42, policyRevision: 7 });
   });
 
   it('metrics: key fields and per-CPU sums', function () {
@@ -90,14 +95,14 @@ describe('event records', function () {
   const packet = { srcIp: '10.0.0.1', dstIp: '10.0.0.2', protocol: 6, srcPort: 40000, dstPort: 443, flags: 0x02 };
 
   it('decodes drop, trace and policy-verdict records', function () {
-    expect(decodeEvent(record(1, 181, 1, () => undefined))).to.deep.equal({
-      type: 'drop', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, reason: 181, direction: 'ingress',
+    expect(decodeEvent(record(1, 181, 1, (b) => b.writeUInt32LE(0xdeadbeef, 28)))).to.deep.equal({
+      type: 'drop', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, reason: 181, direction: 'ingress', cookie: 0xdeadbeef,
     } satisfies DropEvent);
     expect(decodeEvent(record(4, 5, 2, (b) => b.writeUInt8(3, 24)))).to.deep.equal({
       type: 'trace', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, observationPoint: 5, ctState: 3,
     } satisfies TraceEvent);
-    expect(decodeEvent(record(5, 0, 2, (b) => { b.writeUInt32LE(133, 24); b.writeUInt8(2, 28); }))).to.deep.equal({
-      type: 'policy-verdict', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, direction: 'egress', verdict: 133, matchType: 2,
+    expect(decodeEvent(record(5, 0, 2, (b) => { b.writeUInt16LE(133, 24); b.writeUInt8(2, 26); b.writeUInt32LE(7, 28); }))).to.deep.equal({
+      type: 'policy-verdict', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, direction: 'egress', verdict: 133, matchType: 2, cookie: 7,
     } satisfies PolicyVerdictEvent);
   });
 

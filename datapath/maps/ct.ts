@@ -10,8 +10,20 @@ export const CT_TUPLE_LAYOUT = {
 
 export const CT_ENTRY_LAYOUT = {
   struct: 'ct_entry',
-  size: 32,
-  members: { packets: at(0, 8), bytes: at(8, 8), lifetime: at(16, 4), flags: at(20, 2), tx_flags_seen: at(22, 1), rx_flags_seen: at(23, 1), src_sec_id: at(24, 4), pad: at(28, 4) },
+  size: 40,
+  members: {
+    packets: at(0, 8),
+    bytes: at(8, 8),
+    lifetime: at(16, 4),
+    flags: at(20, 2),
+    tx_flags_seen: at(22, 1),
+    rx_flags_seen: at(23, 1),
+    src_sec_id: at(24, 4),
+    policy_rev: at(28, 4),
+    policy_dport: at(32, 2),
+    pad0: at(34, 2),
+    pad1: at(36, 4),
+  },
 } as const satisfies StructLayout;
 
 /** Which endpoint hook first saw the flow. */
@@ -37,6 +49,8 @@ export interface CtEntry {
   txFlagsSeen: number;
   rxFlagsSeen: number;
   srcIdentity: number;
+  /** Policy revision (cilium_policy_revision) the flow was last allowed at. */
+  policyRevision: number;
 }
 
 const TUPLE_F_IN = 1;
@@ -66,5 +80,6 @@ export function decodeCtEntry(buf: Buffer): CtEntry {
     txFlagsSeen: buf.readUInt8(E.tx_flags_seen.offset),
     rxFlagsSeen: buf.readUInt8(E.rx_flags_seen.offset),
     srcIdentity: buf.readUInt32LE(E.src_sec_id.offset),
+    policyRevision: buf.readUInt32LE(E.policy_rev.offset),
   };
 }

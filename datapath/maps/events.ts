@@ -1,5 +1,5 @@
 // Records of the cilium_events ring buffer (layout in bpf/README.md) decoded to DatapathEvent.
-import type { DatapathEvent, Direction, PacketSummary } from '../types.js';
+import type { DatapathEvent, PacketSummary, PolicyDirection } from '../types.js';
 import { ipv4String } from './ipv4.js';
 import { IPPROTO_ICMP, IPPROTO_TCP } from './protocols.js';
 import { at, type StructLayout } from './layout.js';
@@ -19,7 +19,7 @@ export const NOTIFY_HEAD_LAYOUT = {
 export const DROP_NOTIFY_LAYOUT = {
   struct: 'drop_notify',
   size: 96,
-  members: { head: at(0, 24), line: at(24, 2), file: at(26, 1), data: at(32, 64) },
+  members: { head: at(0, 24), line: at(24, 2), file: at(26, 1), cookie: at(28, 4), data: at(32, 64) },
 } as const satisfies StructLayout;
 
 export const TRACE_NOTIFY_LAYOUT = {
@@ -31,7 +31,7 @@ export const TRACE_NOTIFY_LAYOUT = {
 export const POLICY_VERDICT_NOTIFY_LAYOUT = {
   struct: 'policy_verdict_notify',
   size: 96,
-  members: { head: at(0, 24), verdict: at(24, 4), match_type: at(28, 1), data: at(32, 64) },
+  members: { head: at(0, 24), verdict: at(24, 2), match_type: at(26, 1), cookie: at(28, 4), data: at(32, 64) },
 } as const satisfies StructLayout;
 
 // Upstream monitor message types.
@@ -53,7 +53,7 @@ export class EventDecodeError extends Error {
   }
 }
 
-function direction(dir: number): Direction {
+function direction(dir: number): PolicyDirection {
   if (dir === 1) return 'ingress';
   if (dir === 2) return 'egress';
   throw new EventDecodeError(`direction byte ${dir} is neither 1 (ingress) nor 2 (egress)`);
@@ -95,7 +95,13 @@ export function decodeEvent(record: Buffer): DatapathEvent {
   };
   switch (type) {
     case TYPE_DROP:
-      return { type: 'drop', ...base, reason: record.readUInt8(C.subtype.offset), direction: direction(record.readUInt8(C.dir.offset)) };
+      return {
+        type: 'drop',
+        ...base,
+        reason: record.readUInt8(C.subtype.offset),
+        direction: direction(record.readUInt8(C.dir.offset)),
+        cookie: record.readUInt32LE(DROP_NOTIFY_LAYOUT.members.cookie.offset),
+      };
     case TYPE_TRACE:
       return { type: 'trace', ...base, observationPoint: record.readUInt8(C.subtype.offset), ctState: record.readUInt8(TRACE_NOTIFY_LAYOUT.members.reason.offset) };
     case TYPE_POLICY_VERDICT:
@@ -103,8 +109,9 @@ export function decodeEvent(record: Buffer): DatapathEvent {
         type: 'policy-verdict',
         ...base,
         direction: direction(record.readUInt8(C.dir.offset)),
-        verdict: record.readUInt32LE(POLICY_VERDICT_NOTIFY_LAYOUT.members.verdict.offset),
+        verdict: record.readUInt16LE(POLICY_VERDICT_NOTIFY_LAYOUT.members.verdict.offset),
         matchType: record.readUInt8(POLICY_VERDICT_NOTIFY_LAYOUT.members.match_type.offset),
+        cookie: record.readUInt32LE(POLICY_VERDICT_NOTIFY_LAYOUT.members.cookie.offset),
       };
     default:
       throw new EventDecodeError(`unknown message type ${type}`);

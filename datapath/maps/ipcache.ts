@@ -1,4 +1,4 @@
-// cilium_ipcache (v1 layout): IPv4 prefix -> security identity, an LPM trie.
+// cilium_ipcache_v2: IPv4 prefix -> security identity, tunnel endpoint and flags, an LPM trie.
 import { formatIPv4Prefix, ipv4Bytes, ipv4String, parseIPv4Prefix } from './ipv4.js';
 import { at, type StructLayout } from './layout.js';
 import { ENDPOINT_KEY_IPV4 } from './lxc.js';
@@ -11,8 +11,8 @@ export const IPCACHE_KEY_LAYOUT = {
 
 export const REMOTE_ENDPOINT_INFO_LAYOUT = {
   struct: 'remote_endpoint_info',
-  size: 12,
-  members: { sec_identity: at(0, 4), tunnel_endpoint: at(4, 4), pad: at(8, 2), key: at(10, 1), flags: at(11, 1) },
+  size: 24,
+  members: { sec_identity: at(0, 4), tunnel_endpoint: at(4, 16), pad: at(20, 2), key: at(22, 1), flags: at(23, 1) },
 } as const satisfies StructLayout;
 
 const K = IPCACHE_KEY_LAYOUT.members;

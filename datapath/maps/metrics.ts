@@ -1,5 +1,5 @@
 // cilium_metrics: per-CPU packet and byte counters by reason and direction.
-import type { Direction } from '../types.js';
+import type { PolicyDirection } from '../types.js';
 import { at, type StructLayout } from './layout.js';
 
 export const METRICS_KEY_LAYOUT = {
@@ -16,7 +16,7 @@ export const METRICS_VALUE_LAYOUT = {
 
 export interface MetricsKey {
   reason: number;
-  direction: Direction | 'unknown';
+  direction: PolicyDirection | 'unknown';
   /** Source line and file id of the drop site (0 for forwards). */
   line: number;
   file: number;
@@ -33,7 +33,7 @@ export const REASON_FORWARDED = 0;
 const K = METRICS_KEY_LAYOUT.members;
 const V = METRICS_VALUE_LAYOUT.members;
 
-const DIRECTIONS: Record<number, Direction> = { 1: 'ingress', 2: 'egress' };
+const DIRECTIONS: Record<number, PolicyDirection> = { 1: 'ingress', 2: 'egress' };
 
 export function decodeMetricsKey(buf: Buffer): MetricsKey {
   return {

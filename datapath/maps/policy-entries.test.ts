@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import type { PolicyEntry } from '../types.js';
 import { decodePolicyKey, decodePolicyValue } from './policy.js';
+import { enforcingWhereEntries } from '../linux/testing/policy.js';
 import { InvalidPolicyEntryError, policyMapContents, portRangePrefixes } from './policy-entries.js';
 
 interface Row {
@@ -13,12 +14,13 @@ interface Row {
   deny: boolean;
 }
 
-function rows(entries: PolicyEntry[], enforcement?: { ingress: boolean; egress: boolean }): Row[] {
+function rows(entries: PolicyEntry[], enforcement = enforcingWhereEntries(entries)[1]): Row[] {
   return [...policyMapContents(entries, enforcement).values()]
     .map(({ key, value }) => ({ ...decodePolicyKey(key), deny: decodePolicyValue(value).deny }))
     .sort((a, b) => a.identity - b.identity || Number(a.egress) - Number(b.egress) || a.protocol - b.protocol || a.dport - b.dport || a.prefixLen - b.prefixLen);
 }
 
+const BOTH = { ingress: true, egress: true };
 const entry = (e: Partial<PolicyEntry>): PolicyEntry => ({ identity: 0, direction: 'ingress', protocol: 6, port: 0, deny: false, ...e });
 
 describe('portRangePrefixes', function () {
@@ -63,13 +65,32 @@ describe('policyMapContents', function () {
     ]);
   });
 
-  it('enforces a direction that has entries, unless told otherwise', function () {
+  it('enforces exactly the directions enforcement names, whatever the entries', function () {
     const e = [entry({ identity: 5, port: 80 })];
-    expect(rows(e).filter((r) => r.prefixLen === 0)).to.deep.equal([{ identity: 0, egress: true, protocol: 0, dport: 0, prefixLen: 0, deny: false }]);
+    expect(rows(e, { ingress: true, egress: false })).to.deep.equal([
+      { identity: 0, egress: true, protocol: 0, dport: 0, prefixLen: 0, deny: false },
+      { identity: 5, egress: false, protocol: 6, dport: 80, prefixLen: 24, deny: false },
+    ]);
     expect(rows(e, { ingress: false, egress: true })).to.deep.equal([
       { identity: 0, egress: false, protocol: 0, dport: 0, prefixLen: 0, deny: false },
       { identity: 5, egress: false, protocol: 6, dport: 80, prefixLen: 24, deny: false },
     ]);
+    // A policy whose peers match nothing today: enforcing with no entries holds nothing at all.
+    expect(rows([], BOTH)).to.deep.equal([]);
+    expect(() => policyMapContents(e, undefined as unknown as { ingress: boolean; egress: boolean })).to.throw(TypeError, /enforcement.ingress must be a boolean/);
+  });
+
+  it('carries proxy port, auth type and cookie; a deny keeps its cookie over the allows it covers', function () {
+    const values = (entries: PolicyEntry[]): Array<Record<string, unknown>> =>
+      [...policyMapContents(entries, BOTH).values()].map(({ key, value }) => ({ ...decodePolicyKey(key), ...decodePolicyValue(value) })).sort((a, b) => Number(a.prefixLen) - Number(b.prefixLen));
+    expect(values([entry({ identity: 5, port: 80, proxyPort: 15001, authType: 1, cookie: 11 })])).to.deep.equal([
+      { identity: 5, egress: false, protocol: 6, dport: 80, prefixLen: 24, deny: false, proxyPort: 15001, authType: 1, cookie: 11 },
+    ]);
+    expect(values([entry({ identity: 5, port: 80, cookie: 11 }), entry({ identity: 5, protocol: 6, deny: true, cookie: 22, proxyPort: 9 })])).to.deep.equal([
+      { identity: 5, egress: false, protocol: 6, dport: 0, prefixLen: 8, deny: true, proxyPort: 0, authType: 0, cookie: 22 },
+      { identity: 5, egress: false, protocol: 6, dport: 80, prefixLen: 24, deny: true, proxyPort: 0, authType: 0, cookie: 22 },
+    ]);
+    expect(() => policyMapContents([entry({ cookie: 2 ** 32 })], BOTH)).to.throw(InvalidPolicyEntryError, /cookie 4294967296: must be an integer 0..4294967295/);
   });
 
   it('encodes protocol-only, port, ICMP type and any-protocol ports', function () {
@@ -148,12 +169,12 @@ describe('policyMapContents', function () {
       [{ identity: -1 }, /identity must be an integer/],
     ];
     for (const [e, reason] of bad) {
-      expect(() => policyMapContents([entry(e)]), JSON.stringify(e)).to.throw(InvalidPolicyEntryError, reason);
+      expect(() => policyMapContents([entry(e)], BOTH), JSON.stringify(e)).to.throw(InvalidPolicyEntryError, reason);
     }
   });
 
   it('refuses more entries than a policy map holds', function () {
     const many = Array.from({ length: 16384 }, (_, i) => entry({ identity: 1000 + i, port: 80 }));
-    expect(() => policyMapContents(many)).to.throw(RangeError, /16385 map entries, more than the 16384/);
+    expect(() => policyMapContents(many, { ingress: true, egress: false })).to.throw(RangeError, /16385 map entries, more than the 16384/);
   });
 });

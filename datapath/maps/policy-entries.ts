@@ -2,8 +2,8 @@
 // contents of its policy map: ranges become port prefixes, non-enforcing directions get an
 // allow-all entry, and every allow covered by a deny of the same identity becomes a deny, which
 // is what lets the datapath's two longest-prefix lookups honour "deny always wins".
-import type { Direction, Enforcement, PolicyEntry } from '../types.js';
-import { encodePolicyKey, encodePolicyValue, FULL_PORT_PREFIX_BITS, POLICY_MAP_MAX_ENTRIES, PROTOCOL_PREFIX_BITS, type PolicyKey } from './policy.js';
+import type { Enforcement, PolicyDirection, PolicyEntry } from '../types.js';
+import { checkPolicyAttributes, encodePolicyKey, encodePolicyValue, FULL_PORT_PREFIX_BITS, POLICY_MAP_MAX_ENTRIES, PROTOCOL_PREFIX_BITS, type PolicyKey } from './policy.js';
 import { IPPROTO_ICMP, PORT_PROTOCOLS } from './protocols.js';
 
 
@@ -44,6 +44,11 @@ function keysOfEntry(e: PolicyEntry): PolicyKey[] {
   if (!Number.isInteger(e.identity) || e.identity < 0 || e.identity > 0xffffffff) fail('identity must be an integer 0..2^32-1');
   if (!Number.isInteger(e.protocol) || e.protocol < 0 || e.protocol > 255) fail('protocol must be an integer 0..255');
   if (!Number.isInteger(e.port) || e.port < 0 || e.port > 65535) fail('port must be an integer 0..65535');
+  try {
+    checkPolicyAttributes(e);
+  } catch (err) {
+    fail((err as Error).message);
+  }
   const base = { identity: e.identity, egress };
 
   if (e.protocol === IPPROTO_ICMP) {
@@ -78,6 +83,19 @@ export type PolicyMapContents = Map<string, { key: Buffer; value: Buffer }>;
 interface Desired {
   key: PolicyKey;
   deny: boolean;
+  proxyPort: number;
+  authType: number;
+  cookie: number;
+}
+
+/**
+ * Two entries that give the same key: a deny wins with its cookie; between two of the same kind
+ * the first keeps its cookie and proxy port, and the higher auth type wins, as upstream.
+ */
+function merge(prev: Desired | undefined, next: Desired): Desired {
+  if (prev === undefined || (next.deny && !prev.deny)) return next;
+  if (prev.deny && !next.deny) return prev;
+  return { ...prev, proxyPort: prev.proxyPort || next.proxyPort, authType: Math.max(prev.authType, next.authType) };
 }
 
 function protoPortBits(k: PolicyKey): number {
@@ -96,30 +114,38 @@ function coveringKeys(k: PolicyKey): string[] {
   return out;
 }
 
-/** Whether a direction enforces: explicit, or when omitted, exactly when it has entries. */
-export function enforces(direction: Direction, entries: readonly PolicyEntry[], enforcement?: Enforcement): boolean {
-  return enforcement ? enforcement[direction] : entries.some((e) => e.direction === direction);
-}
+const DIRECTIONS: readonly PolicyDirection[] = ['ingress', 'egress'];
 
-export function policyMapContents(entries: readonly PolicyEntry[], enforcement?: Enforcement): PolicyMapContents {
-  const desired = new Map<string, Desired>();
-  const add = (key: PolicyKey, deny: boolean): void => {
-    const hex = encodePolicyKey(key).toString('hex');
-    const prev = desired.get(hex);
-    desired.set(hex, { key, deny: deny || (prev?.deny ?? false) });
-  };
-  for (const direction of ['ingress', 'egress'] as const) {
-    if (!enforces(direction, entries, enforcement)) add({ identity: 0, egress: direction === 'egress', protocol: 0, dport: 0, prefixLen: 0 }, false);
+/**
+ * The map contents of `entries`; a direction `enforcement` does not enforce gets an allow-all
+ * entry, one it enforces gets nothing beyond `entries` (no entries: everything drops).
+ */
+export function policyMapContents(entries: readonly PolicyEntry[], enforcement: Enforcement): PolicyMapContents {
+  for (const direction of DIRECTIONS) {
+    if (typeof enforcement?.[direction] !== 'boolean') throw new TypeError(`enforcement.${direction} must be a boolean, got ${String(enforcement?.[direction])}`);
   }
-  for (const e of entries) for (const key of keysOfEntry(e)) add(key, e.deny);
+  const desired = new Map<string, Desired>();
+  const add = (d: Desired): void => {
+    const hex = encodePolicyKey(d.key).toString('hex');
+    desired.set(hex, merge(desired.get(hex), d));
+  };
+  for (const direction of DIRECTIONS) {
+    if (!enforcement[direction]) add({ key: { identity: 0, egress: direction === 'egress', protocol: 0, dport: 0, prefixLen: 0 }, deny: false, proxyPort: 0, authType: 0, cookie: 0 });
+  }
+  for (const e of entries) {
+    const attrs = e.deny ? { proxyPort: 0, authType: 0 } : { proxyPort: e.proxyPort ?? 0, authType: e.authType ?? 0 };
+    for (const key of keysOfEntry(e)) add({ key, deny: e.deny, ...attrs, cookie: e.cookie ?? 0 });
+  }
 
   // Only an identity and direction with a deny can have an allow under a deny.
   const scope = (k: PolicyKey): string => `${k.identity}/${k.egress}`;
   const withDeny = new Set([...desired.values()].filter((d) => d.deny).map((d) => scope(d.key)));
   const out: PolicyMapContents = new Map();
   for (const [hex, d] of desired) {
-    const deny = d.deny || (withDeny.has(scope(d.key)) && coveringKeys(d.key).some((c) => desired.get(c)?.deny === true));
-    out.set(hex, { key: encodePolicyKey(d.key), value: encodePolicyValue({ deny, prefixLen: d.key.prefixLen }) });
+    // An allow under a deny becomes that deny, reporting the deny's rule.
+    const cover = d.deny || !withDeny.has(scope(d.key)) ? undefined : coveringKeys(d.key).map((c) => desired.get(c)).find((c) => c?.deny === true);
+    const value = cover === undefined ? d : { ...cover, key: d.key };
+    out.set(hex, { key: encodePolicyKey(d.key), value: encodePolicyValue({ ...value, prefixLen: d.key.prefixLen }) });
   }
   if (out.size > POLICY_MAP_MAX_ENTRIES) {
     throw new RangeError(`policy needs ${out.size} map entries, more than the ${POLICY_MAP_MAX_ENTRIES} a policy map holds`);

@@ -1,4 +1,4 @@
-// cilium_policy_<id>: one endpoint's policy, an LPM trie (upstream v2 policy_key/policy_entry).
+// cilium_policy_<id>: one endpoint's policy, an LPM trie (upstream v2 policy_key, newest policy_entry).
 import { at, type StructLayout } from './layout.js';
 
 export const POLICY_KEY_LAYOUT = {
@@ -9,8 +9,8 @@ export const POLICY_KEY_LAYOUT = {
 
 export const POLICY_ENTRY_LAYOUT = {
   struct: 'policy_entry',
-  size: 8,
-  members: { proxy_port: at(0, 2), flags: at(2, 1), auth_type: at(3, 1), proxy_port_priority: at(4, 1), pad0: at(5, 1), pad1: at(6, 2) },
+  size: 12,
+  members: { proxy_port: at(0, 2), flags: at(2, 1), auth_type: at(3, 1), proxy_port_priority: at(4, 1), pad0: at(5, 1), pad1: at(6, 2), cookie: at(8, 4) },
 } as const satisfies StructLayout;
 
 export const POLICY_MAP_MAX_ENTRIES = 16384;
@@ -42,7 +42,18 @@ export interface PolicyValue {
   deny: boolean;
   /** Repeats the key's prefixLen so the datapath can rank two matches. */
   prefixLen: number;
+  /** L7 proxy port (upstream proxy_port, big-endian in the map); 0 none. */
+  proxyPort: number;
+  /** Upstream auth type, 7 bits; 0 none. */
+  authType: number;
+  /** 32-bit rule cookie reported in drop and policy-verdict events; 0 none. */
+  cookie: number;
 }
+
+/** What encodePolicyValue needs; the attributes default to 0 (none). */
+export type PolicyValueInput = Pick<PolicyValue, 'deny' | 'prefixLen'> & Partial<PolicyValue>;
+
+export const MAX_AUTH_TYPE = 0x7f;
 
 function checkPrefixLen(prefixLen: number): void {
   if (!Number.isInteger(prefixLen) || prefixLen < 0 || prefixLen > FULL_PORT_PREFIX_BITS) {
@@ -75,14 +86,34 @@ export function decodePolicyKey(buf: Buffer): PolicyKey {
   };
 }
 
-export function encodePolicyValue(v: PolicyValue): Buffer {
+/** Throws a RangeError naming the attribute when proxyPort, authType or cookie is out of range. */
+export function checkPolicyAttributes(v: Partial<PolicyValue>): void {
+  const check = (name: string, value: number | undefined, max: number): void => {
+    if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > max)) throw new RangeError(`${name} ${value}: must be an integer 0..${max}`);
+  };
+  check('proxyPort', v.proxyPort, 0xffff);
+  check('authType', v.authType, MAX_AUTH_TYPE);
+  check('cookie', v.cookie, 0xffffffff);
+}
+
+export function encodePolicyValue(v: PolicyValueInput): Buffer {
   checkPrefixLen(v.prefixLen);
+  checkPolicyAttributes(v);
   const buf = Buffer.alloc(POLICY_ENTRY_LAYOUT.size);
+  buf.writeUInt16BE(v.proxyPort ?? 0, V.proxy_port.offset);
   buf.writeUInt8((v.deny ? FLAG_DENY : 0) | (v.prefixLen << PREFIX_SHIFT), V.flags.offset);
+  buf.writeUInt8(v.authType ?? 0, V.auth_type.offset);
+  buf.writeUInt32LE(v.cookie ?? 0, V.cookie.offset);
   return buf;
 }
 
 export function decodePolicyValue(buf: Buffer): PolicyValue {
   const flags = buf.readUInt8(V.flags.offset);
-  return { deny: (flags & FLAG_DENY) !== 0, prefixLen: flags >> PREFIX_SHIFT };
+  return {
+    deny: (flags & FLAG_DENY) !== 0,
+    prefixLen: flags >> PREFIX_SHIFT,
+    proxyPort: buf.readUInt16BE(V.proxy_port.offset),
+    authType: buf.readUInt8(V.auth_type.offset) & MAX_AUTH_TYPE,
+    cookie: buf.readUInt32LE(V.cookie.offset),
+  };
 }

@@ -1,8 +1,9 @@
 // `npm run bench:datapath`: the datapath side by side with no program and with iptables, in one
 // run, on two pod namespaces routed through the host. Progress goes to stderr; the last stdout line
-// is one JSON object (throughput in Gbit/s, per-packet cost in ns, table sizes). Everything it
-// creates (netns, links, tc filters, pins, the iptables chain) is removed at the end, on
-// SIGINT/SIGTERM, and at the start of the next run if a run was killed outright.
+// is one JSON object (throughput in Gbit/s, new connections per second, per-packet cost in ns,
+// table sizes). Everything it creates (netns, links, tc filters, pins, the iptables chain) is
+// removed at the end, on SIGINT/SIGTERM, and at the start of the next run if a run was killed
+// outright.
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,12 +18,14 @@ import type { IPCacheEntry, PolicyEntry } from '../../datapath/types.js';
 import { registerCleanup } from '../envtest/cleanup.js';
 import { endpointFor, openDatapath } from '../datapath/harness.js';
 import { runCleanup } from '../datapath/cleanup-steps.js';
+import { measureConnRate } from './conn-rate.js';
 import { measureIperf } from './iperf.js';
 import { IptablesChain } from './iptables-chain.js';
 import { median, nsPerPacket, nsPerSingleRun } from './per-packet.js';
 import { TCP_ACK, TCP_SYN, tcpPacket } from '../../datapath/linux/testing/packets.js';
 import type { BatchHook, PerPacket, TestRunner } from './per-packet.js';
 import { runCommand } from '../../datapath/netns/run.js';
+import { tcHookDestroy } from '../../datapath/libbpf/tc.js';
 
 const PREFIX = 'ctbench';
 // A fixed pin directory (one benchmark runs at a time), so the next run or the exit-time sweep
@@ -38,6 +41,8 @@ const PORT = 5201;
 const EP = { client: 1, server: 2 } as const;
 const ID = { client: 50001, server: 50002, denied: 49999 } as const;
 const REPEAT = 1_000_000;
+// The server enforces ingress (its policy), the client nothing.
+const SERVER_ENFORCEMENT = { ingress: true, egress: false } as const;
 const SINGLE_RUNS = 5_000;
 // A denied or new-flow run writes two event records (policy verdict and drop or trace) of about
 // 110 bytes into the 4 MiB cilium_events ring, so ~19,000 runs fill it. Draining every 2,000 runs
@@ -149,18 +154,20 @@ class Bench {
       { prefix: `${server.ip}/32`, identity: ID.server },
     ];
     progress(`ipcache ${IPCACHE_ENTRIES}, policy ${POLICY_ENTRIES}, iptables ${POLICY_ENTRIES} rules; pods ${client.ip} -> ${server.ip}`);
-    const ipcache = await this.dp.syncIPCache(ipcacheRows(IPCACHE_ENTRIES, podRows));
+    const ipcache = await this.dp.syncIPCache('endpoint', ipcacheRows(IPCACHE_ENTRIES, podRows));
     this.chain = await IptablesChain.create(POLICY_ENTRIES, { client: client.ip, server: server.ip, port: PORT, subnet: `${net.gateway.replace(/\.1$/, '.0')}/24` });
 
     const runs: Record<Setup, number[]> = { none: [], cilium_ts: [], iptables: [] };
+    const connRuns: Record<Setup, number[]> = { none: [], cilium_ts: [], iptables: [] };
     for (let round = 0; round < this.opts.rounds; round++) {
       // Each round starts with a different setup, so load that drifts over the run (the machine is
       // shared) does not always land on the same one.
       for (let i = 0; i < SETUPS.length; i++) {
         const setup = SETUPS[(round + i) % SETUPS.length]!;
-        const gbps = await this.throughput(setup);
+        const { gbps, connPerS } = await this.measureSetup(setup);
         runs[setup].push(gbps);
-        progress(`round ${round + 1}: ${setup} ${gbps.toFixed(2)} Gbit/s`);
+        connRuns[setup].push(connPerS);
+        progress(`round ${round + 1}: ${setup} ${gbps.toFixed(2)} Gbit/s, ${connPerS.toFixed(0)} connections/s`);
       }
     }
 
@@ -173,8 +180,8 @@ class Bench {
     const bySize: Record<string, unknown> = {};
     for (const size of TABLE_SIZES) {
       const policy = Math.min(size, POLICY_CAP);
-      await this.dp.syncIPCache(ipcacheRows(size, podRows));
-      await this.dp.syncPolicy(EP.server, serverPolicy(policy));
+      await this.dp.syncIPCache('endpoint', ipcacheRows(size, podRows));
+      await this.dp.syncPolicy(EP.server, serverPolicy(policy), SERVER_ENFORCEMENT);
       bySize[String(size)] = { policy_entries: policy, ipcache_entries: size, single_run: this.singleRunCosts(), repeated: this.repeatedCosts() };
       progress(`per packet at size ${size}: ${JSON.stringify(bySize[String(size)])}`);
     }
@@ -190,6 +197,8 @@ class Bench {
       cilium_ts_vs_none: throughput.cilium_ts / throughput.none,
       iptables_vs_none: throughput.iptables / throughput.none,
       throughput_runs_gbps: runs,
+      conn_per_s: { none: median(connRuns.none), cilium_ts: median(connRuns.cilium_ts), iptables: median(connRuns.iptables) },
+      conn_per_s_runs: connRuns,
       iperf_seconds: this.opts.seconds,
       iptables_rules: this.chain.ruleCount,
       iptables_version: (await runCommand('iptables version', 'iptables', ['-V'])).stdout.trim(),
@@ -203,8 +212,12 @@ class Bench {
     };
   }
 
-  private async throughput(setup: Setup): Promise<number> {
-    const measure = async (): Promise<number> => (await measureIperf(this.net!, 'client', 'server', this.opts.seconds, PORT)).gbps;
+  /** One iperf stream, then new connections (connect, a byte each way, close) for as long. */
+  private async measureSetup(setup: Setup): Promise<{ gbps: number; connPerS: number }> {
+    const measure = async () => ({
+      gbps: (await measureIperf(this.net!, 'client', 'server', this.opts.seconds, PORT)).gbps,
+      connPerS: (await measureConnRate(this.net!, 'client', 'server', this.opts.seconds, PORT)).perSecond,
+    });
     switch (setup) {
       case 'none':
         return measure();
@@ -229,14 +242,16 @@ class Bench {
   private async attach(policyEntries: number): Promise<void> {
     const dp = this.dp!;
     await dp.upsertEndpoint(endpointFor(this.net!.pod('client'), EP.client, ID.client));
-    await dp.syncPolicy(EP.client, []);
+    await dp.syncPolicy(EP.client, [], { ingress: false, egress: false });
     await dp.upsertEndpoint(endpointFor(this.net!.pod('server'), EP.server, ID.server));
-    await dp.syncPolicy(EP.server, serverPolicy(policyEntries));
+    await dp.syncPolicy(EP.server, serverPolicy(policyEntries), SERVER_ENFORCEMENT);
   }
 
+  /** A removed endpoint's programs stay and drop everything (fail closed), so they go as well. */
   private async detach(): Promise<void> {
     await this.dp!.removeEndpoint(EP.client);
     await this.dp!.removeEndpoint(EP.server);
+    for (const pod of ['client', 'server']) tcHookDestroy(this.net!.pod(pod).hostIfindex);
   }
 
   /** The floor of each method: a tc program that only returns TC_ACT_OK. */

@@ -6,8 +6,11 @@ import type { DatapathEvent, DropEvent, EndpointSpec } from '../../datapath/type
 import { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
 import { newLogger } from '../../controllers/runtime/log.js';
 
-// Upstream drop reasons the policy tests expect: no entry allows the flow, or a deny entry matched.
+// Upstream drop reasons the tests expect: a source no endpoint on the veth owns, no entry allows
+// the flow, a destination no endpoint on the veth owns, a deny entry matched.
+export const DROP_INVALID_SIP = 132;
 export const DROP_POLICY = 133;
+export const DROP_UNROUTABLE = 151;
 export const DROP_POLICY_DENY = 181;
 
 export function endpointFor(pod: Pod, id: number, identity: number): EndpointSpec {

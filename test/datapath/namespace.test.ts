@@ -10,7 +10,9 @@ import { PodAgent } from './pod-agent.js';
 import { EventLog } from './event-log.js';
 import { ChildSet } from './children.js';
 import { runCleanup } from './cleanup-steps.js';
-import { DROP_POLICY, DROP_POLICY_DENY, endpointFor, isDrop, openDatapath, ping } from './harness.js';
+import { DROP_INVALID_SIP, DROP_POLICY, DROP_POLICY_DENY, DROP_UNROUTABLE, endpointFor, isDrop, openDatapath, ping } from './harness.js';
+import { TCP_SYN } from '../../datapath/linux/testing/packets.js';
+import { enforcingWhereEntries } from '../../datapath/linux/testing/policy.js';
 
 const PREFIX = 'ctns';
 const PODS = ['client', 'server', 'other'] as const;
@@ -68,9 +70,9 @@ describe('datapath in network namespaces (three pods)', function () {
     // A new endpoint drops everything until its first policy sync; [] is "no policy": allow all.
     for (const pod of PODS) {
       await dp.upsertEndpoint(endpointFor(net.pod(pod), EP[pod], ID[pod]));
-      await dp.syncPolicy(EP[pod], []);
+      await dp.syncPolicy(EP[pod], ...enforcingWhereEntries([]));
     }
-    await dp.syncIPCache(PODS.map((p) => ({ prefix: `${ip(p)}/32`, identity: ID[p] })));
+    await dp.syncIPCache('endpoint', PODS.map((p) => ({ prefix: `${ip(p)}/32`, identity: ID[p] })));
     for (const pod of PODS) agents.set(pod, await PodAgent.start(net, pod, children));
     await agent('server').listen(8080);
     await agent('server').listen(9090);
@@ -100,7 +102,7 @@ describe('datapath in network namespaces (three pods)', function () {
   });
 
   it('ingress policy on the server admits the allowed identity and port, drops the rest with reason 133', async () => {
-    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', IPPROTO_TCP, 8080)]);
+    await dp!.syncPolicy(EP.server, ...enforcingWhereEntries([allow(ID.client, 'ingress', IPPROTO_TCP, 8080)]));
     expect(await connects('client', 'server', 8080)).to.equal(true);
 
     expect(await blocked('other', 'server', 8080)).to.equal(true);
@@ -115,50 +117,75 @@ describe('datapath in network namespaces (three pods)', function () {
   });
 
   it('an ICMP type entry lets echo requests in and their replies back out, only for that identity', async () => {
-    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', IPPROTO_TCP, 8080), allow(ID.client, 'ingress', IPPROTO_ICMP, ICMP_ECHO_REQUEST)]);
+    await dp!.syncPolicy(EP.server, ...enforcingWhereEntries([allow(ID.client, 'ingress', IPPROTO_TCP, 8080), allow(ID.client, 'ingress', IPPROTO_ICMP, ICMP_ECHO_REQUEST)]));
     expect(await ping(net!, 'client', ip('server'))).to.equal(true);
     expect(await ping(net!, 'other', ip('server'))).to.equal(false);
     await expectDrop('drop of other ping', 'other', 'server', { protocol: IPPROTO_ICMP, reason: DROP_POLICY });
   });
 
   it('a port range entry admits every port inside it and nothing outside', async () => {
-    await dp!.syncPolicy(EP.server, [allow(ID.client, 'ingress', IPPROTO_TCP, 9000, 9100)]);
+    await dp!.syncPolicy(EP.server, ...enforcingWhereEntries([allow(ID.client, 'ingress', IPPROTO_TCP, 9000, 9100)]));
     expect(await connects('client', 'server', 9090)).to.equal(true);
     expect(await blocked('client', 'server', 8080)).to.equal(true);
     await expectDrop('drop of client -> server:8080 outside the range', 'client', 'server', { dstPort: 8080, reason: DROP_POLICY });
   });
 
   it('a deny entry wins over an allow-all and drops with reason 181', async () => {
-    await dp!.syncPolicy(EP.server, [allow(0, 'ingress', 0, 0), { identity: ID.other, direction: 'ingress', protocol: 0, port: 0, deny: true }]);
+    await dp!.syncPolicy(EP.server, ...enforcingWhereEntries([allow(0, 'ingress', 0, 0), { identity: ID.other, direction: 'ingress', protocol: 0, port: 0, deny: true }]));
     expect(await connects('client', 'server', 9090)).to.equal(true);
     expect(await blocked('other', 'server', 8080)).to.equal(true);
     await expectDrop('deny-list drop of other -> server', 'other', 'server', { dstPort: 8080, reason: DROP_POLICY_DENY, endpointId: EP.server });
   });
 
   it('egress policy on the client limits where it may connect, dropping at the client with reason 133', async () => {
-    await dp!.syncPolicy(EP.server, []);
+    await dp!.syncPolicy(EP.server, ...enforcingWhereEntries([]));
     try {
-      await dp!.syncPolicy(EP.client, [allow(ID.server, 'egress', IPPROTO_TCP, 8080)]);
+      await dp!.syncPolicy(EP.client, ...enforcingWhereEntries([allow(ID.server, 'egress', IPPROTO_TCP, 8080)]));
       expect(await connects('client', 'server', 8080)).to.equal(true);
       expect(await blocked('client', 'other', 8080)).to.equal(true);
       await expectDrop('egress drop of client -> other', 'client', 'other', { dstPort: 8080, reason: DROP_POLICY, endpointId: EP.client, direction: 'egress' });
       expect(await connects('other', 'client', 7070), 'the client ingress does not enforce, and its replies pass egress').to.equal(true);
     } finally {
-      await dp!.syncPolicy(EP.client, []);
+      await dp!.syncPolicy(EP.client, ...enforcingWhereEntries([]));
     }
   });
 
-  it('a policy change stops new connections of a peer but keeps its established one exchanging data', async () => {
+  it('a new deny cuts the peer\'s established connection too, with its drop event', async () => {
     const allowClient = [allow(ID.client, 'ingress', IPPROTO_TCP, 8080)];
-    await dp!.syncPolicy(EP.server, allowClient);
-    expect(await dp!.syncPolicy(EP.server, allowClient), 'an identical sync writes nothing').to.deep.equal({ added: 0, updated: 0, removed: 0 });
-    await agent('client').open('kept', ip('server'), 8080);
-    expect(await agent('client').echo('kept', 64 * 1024)).to.include({ received: 64 * 1024, mismatches: 0 });
+    const serverOnly = { ingress: true, egress: false };
+    await dp!.syncPolicy(EP.server, allowClient, serverOnly);
+    expect(await dp!.syncPolicy(EP.server, allowClient, serverOnly), 'an identical sync writes nothing').to.deep.equal({ added: 0, updated: 0, removed: 0 });
+    await agent('client').open('cut', ip('server'), 8080);
+    try {
+      expect(await agent('client').echo('cut', 64 * 1024)).to.include({ received: 64 * 1024, mismatches: 0 });
 
-    await dp!.syncPolicy(EP.server, [allow(0, 'ingress', 0, 0), { identity: ID.client, direction: 'ingress', protocol: 0, port: 0, deny: true }]);
-    expect(await blocked('client', 'server', 8080)).to.equal(true);
-    await expectDrop('drop of a new client connection', 'client', 'server', { dstPort: 8080, reason: DROP_POLICY_DENY });
-    expect(await agent('client').echo('kept', 256 * 1024), 'the established connection still echoes').to.include({ received: 320 * 1024, mismatches: 0 });
-    await agent('client').close('kept');
+      await dp!.syncPolicy(EP.server, [allow(0, 'ingress', 0, 0), { identity: ID.client, direction: 'ingress', protocol: 0, port: 0, deny: true }], serverOnly);
+      const echoed = await agent('client').echo('cut', 64 * 1024, DENIED_WAIT_MS).then(
+        () => 'echoed',
+        (err: Error) => err.message,
+      );
+      expect(echoed, 'the established connection no longer echoes').to.match(/bytes echoed after 1500 ms/);
+      const drop = await expectDrop('drop of the established connection\'s data', 'client', 'server', { dstPort: 8080, reason: DROP_POLICY_DENY, endpointId: EP.server, direction: 'ingress' });
+      expect(drop.packet.flags & TCP_SYN, 'a packet of the established connection, not a new SYN').to.equal(0);
+      expect(await blocked('client', 'server', 8080)).to.equal(true);
+    } finally {
+      await agent('client').close('cut');
+    }
+  });
+
+  it('a removed endpoint\'s pod can neither send nor receive while its veth lives', async () => {
+    expect(await connects('other', 'server', 9090)).to.equal(true);
+    await dp!.syncPolicy(EP.server, [], { ingress: false, egress: false });
+    await dp!.removeEndpoint(EP.other);
+    try {
+      expect(await blocked('other', 'server', 9090), 'other sends').to.equal(true);
+      await expectDrop('drop of what the removed pod sends', 'other', 'server', { dstPort: 9090, reason: DROP_INVALID_SIP, endpointId: 0, srcIdentity: 0, dstIdentity: 0 });
+      expect(await blocked('server', 'other', 8080), 'other receives').to.equal(true);
+      await expectDrop('drop of what is delivered to the removed pod', 'server', 'other', { dstPort: 8080, reason: DROP_UNROUTABLE, endpointId: 0, srcIdentity: 0, dstIdentity: 0 });
+    } finally {
+      await dp!.upsertEndpoint(endpointFor(net!.pod('other'), EP.other, ID.other));
+      await dp!.syncPolicy(EP.other, [], { ingress: false, egress: false });
+    }
+    expect(await connects('other', 'server', 9090), 'back once the endpoint is back').to.equal(true);
   });
 });

@@ -1,7 +1,7 @@
 // What the restart test hands the datapath-owner process and what it reports back. The owner
 // prints one marked line per report; stdin carries its commands (one per line, closing = exit).
 import type { CtEntry, CtTuple } from '../../datapath/maps/ct.js';
-import type { MetricCount } from '../../datapath/linux/linux-datapath.js';
+import type { MetricCount } from '../../datapath/types.js';
 import type { DatapathEvent, EndpointSpec, IPCacheEntry, PolicyEntry, SyncResult } from '../../datapath/types.js';
 
 export interface DesiredState {

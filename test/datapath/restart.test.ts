@@ -13,12 +13,12 @@ import { PodNetwork } from '../../datapath/netns/pod-network.js';
 import { tcQuery } from '../../datapath/libbpf/tc.js';
 import { BpfMap } from '../../datapath/libbpf/map.js';
 import { encodeIpcacheKey } from '../../datapath/maps/ipcache.js';
+import { encodeEndpointKey } from '../../datapath/maps/lxc.js';
 import { REASON_FORWARDED } from '../../datapath/maps/metrics.js';
 import { IPPROTO_TCP } from '../../datapath/maps/protocols.js';
 import { policyMapName } from '../../datapath/linux/paths.js';
 import { makePinDir, removePinDir } from '../../datapath/linux/testing/fixtures.js';
-import type { MetricCount } from '../../datapath/linux/linux-datapath.js';
-import type { DropEvent, PolicyEntry } from '../../datapath/types.js';
+import type { DropEvent, MetricCount, PolicyEntry } from '../../datapath/types.js';
 import type { DesiredState, Observation } from './owner-protocol.js';
 import { PodAgent } from './pod-agent.js';
 import { OwnerProcess } from './owner-process.js';
@@ -124,7 +124,7 @@ describe('datapath restart: a new process adopts the pins without a gap', functi
 
     const { owner: first, report: firstReport } = await OwnerProcess.start(`${run}-first`, pinDir!, desired(true), stateDir!, children);
     expect(firstReport.pruned).to.deep.equal([]);
-    expect(tcQuery({ ifindex: stalePod.hostIfindex, direction: 'ingress' }), 'stale endpoint attached by the first owner').to.be.a('number');
+    expect(tcQuery({ ifindex: stalePod.hostIfindex, hook: 'tc-ingress' }), 'stale endpoint attached by the first owner').to.be.a('number');
     expect(existsSync(path.join(pinDir!, policyMapName(EP.stale)))).to.equal(true);
     expect(await agent('other').canConnect(serverIp, PORT, 800), 'other is denied before the handover').to.equal(false);
 
@@ -161,10 +161,17 @@ describe('datapath restart: a new process adopts the pins without a gap', functi
     expect(secondReport.pruned).to.deep.equal([EP.stale]);
     expect(secondReport.policies[EP.server], 'identical policy re-sync').to.deep.equal({ added: 0, updated: 0, removed: 0 });
     expect(secondReport.ipcache, 'ipcache re-sync removes only the stale pod and the stale row').to.deep.equal({ added: 0, updated: 0, removed: 2 });
-    expect(tcQuery({ ifindex: stalePod.hostIfindex, direction: 'ingress' }), 'stale endpoint detached').to.equal(undefined);
-    expect(tcQuery({ ifindex: stalePod.hostIfindex, direction: 'egress' })).to.equal(undefined);
+    // The pruned pod's veth keeps the programs, which drop everything without its cilium_lxc entry.
+    expect(tcQuery({ ifindex: stalePod.hostIfindex, hook: 'tc-ingress' }), 'pruned endpoint\'s veth still filtered').to.be.a('number');
+    expect(tcQuery({ ifindex: stalePod.hostIfindex, hook: 'tc-egress' })).to.be.a('number');
+    const lxc = BpfMap.openPinned(path.join(pinDir!, 'cilium_lxc'));
+    try {
+      expect(lxc.lookup(encodeEndpointKey(stalePod.ip)), 'pruned endpoint\'s cilium_lxc entry').to.equal(undefined);
+    } finally {
+      lxc.close();
+    }
     expect(existsSync(path.join(pinDir!, policyMapName(EP.stale))), 'stale policy map unpinned').to.equal(false);
-    const ipcache = BpfMap.openPinned(path.join(pinDir!, 'cilium_ipcache'));
+    const ipcache = BpfMap.openPinned(path.join(pinDir!, 'cilium_ipcache_v2'));
     try {
       expect(ipcache.lookup(encodeIpcacheKey(staleIpcachePrefix))).to.equal(undefined);
       expect(ipcache.lookup(encodeIpcacheKey(`${stalePod.ip}/32`))).to.equal(undefined);
@@ -172,7 +179,7 @@ describe('datapath restart: a new process adopts the pins without a gap', functi
     } finally {
       ipcache.close();
     }
-    expect(tcQuery({ ifindex: pod('server').hostIfindex, direction: 'egress' }), 'server still attached').to.be.a('number');
+    expect(tcQuery({ ifindex: pod('server').hostIfindex, hook: 'tc-egress' }), 'server still attached').to.be.a('number');
     expect(await second.exit()).to.equal(0);
   }
 

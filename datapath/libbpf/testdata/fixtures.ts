@@ -94,11 +94,17 @@ export function ipv4Packet(spec: Ipv4PacketSpec): Buffer {
   ip[9] = spec.protocol;
   ipv4Bytes(spec.src).copy(ip, 12);
   ipv4Bytes(spec.dst).copy(ip, 16);
+  setIPv4Checksum(ip);
+  payload.copy(frame, 34);
+  return frame;
+}
+
+/** Writes the header checksum of the 20-byte IPv4 header `ip`. */
+export function setIPv4Checksum(ip: Buffer): void {
+  ip.writeUInt16BE(0, 10);
   let sum = 0;
   for (let i = 0; i < 20; i += 2) sum += ip.readUInt16BE(i);
   while (sum > 0xffff) sum = (sum & 0xffff) + (sum >>> 16);
   ip.writeUInt16BE(~sum & 0xffff, 10);
-  payload.copy(frame, 34);
-  return frame;
 }
 

@@ -1,5 +1,5 @@
 // Ethernet/IPv4 frames for program test runs (verdict tests and the per-packet benchmark).
-import { ipv4Packet } from '../../libbpf/testdata/fixtures.js';
+import { ipv4Packet, setIPv4Checksum } from '../../libbpf/testdata/fixtures.js';
 import { IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP } from '../../maps/protocols.js';
 
 export const TCP_FIN = 0x01;
@@ -69,4 +69,29 @@ export function ipv6Packet(): Buffer {
   frame.writeUInt16BE(0x86dd, 12);
   frame[ETH_HLEN] = 0x60;
   return frame;
+}
+
+export interface FragmentSpec {
+  /** IPv4 identification shared by the fragments of one datagram. */
+  id: number;
+  /** Offset of this fragment's data in 8-byte units; 0 for the first fragment. */
+  offset: number;
+  /** More fragments follow. */
+  more: boolean;
+}
+
+const IP_MF = 0x2000;
+
+/**
+ * `frame` as one fragment of its datagram: the first fragment keeps the L4 header; a later one
+ * carries 16 bytes of data in its place, as on the wire.
+ */
+export function ipv4Fragment(frame: Buffer, f: FragmentSpec): Buffer {
+  const out = f.offset === 0 ? Buffer.from(frame) : Buffer.concat([frame.subarray(0, ETH_HLEN + 20), Buffer.alloc(16, 0xab)]);
+  const ip = out.subarray(ETH_HLEN, ETH_HLEN + 20);
+  ip.writeUInt16BE(out.length - ETH_HLEN, 2);
+  ip.writeUInt16BE(f.id, 4);
+  ip.writeUInt16BE((f.more ? IP_MF : 0) | f.offset, 6);
+  setIPv4Checksum(ip);
+  return out;
 }
