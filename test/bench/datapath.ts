@@ -15,7 +15,7 @@ import { IPPROTO_TCP } from '../../datapath/maps/protocols.js';
 import type { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
 import { removePinDir } from '../../datapath/linux/testing/fixtures.js';
 import type { IPCacheEntry, PolicyEntry } from '../../datapath/types.js';
-import { registerCleanup } from '../envtest/cleanup.js';
+import { registerCleanup } from '../../hack/controlplane/cleanup.js';
 import { endpointFor, openDatapath } from '../datapath/harness.js';
 import { runCleanup } from '../datapath/cleanup-steps.js';
 import { measureConnRate } from './conn-rate.js';

@@ -6,7 +6,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { repoRoot } from '../envtest/paths.js';
+import { repoRoot } from '../../hack/controlplane/paths.js';
 import { OBSERVATION_MARK, OBSERVE_COMMAND, REPORT_MARK } from './owner-protocol.js';
 import type { DesiredState, Observation, OwnerReport } from './owner-protocol.js';
 import { awaitFirstAnswer, killChild } from './children.js';

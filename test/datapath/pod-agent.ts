@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import type { ChildProcess } from 'node:child_process';
 import type { PodNetwork } from '../../datapath/netns/pod-network.js';
 import type { AgentReply, AgentRequest } from './fixtures/pod-agent.js';
-import { repoRoot } from '../envtest/paths.js';
+import { repoRoot } from '../../hack/controlplane/paths.js';
 import { awaitFirstAnswer, killChild } from './children.js';
 import type { ChildSet } from './children.js';
 

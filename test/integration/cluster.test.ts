@@ -8,13 +8,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { expect } from 'chai';
-import { binaryPath, serverBinaryPaths } from '../envtest/binaries.js';
+import { binaryPath, serverBinaryPaths } from '../../hack/controlplane/binaries.js';
 import { runWithExitCode, type CommandResult } from '../envtest/command.js';
-import { processesOf, type ControlPlaneRecord } from '../envtest/controlplane.js';
-import { readCrdDir } from '../envtest/crds.js';
-import { crdDir, defaultBinDir, repoRoot } from '../envtest/paths.js';
+import { processesOf, type ControlPlaneRecord } from '../../hack/controlplane/controlplane.js';
+import { readCrdDir } from '../../hack/controlplane/crds.js';
+import { crdDir, defaultBinDir, repoRoot } from '../../hack/controlplane/paths.js';
 import { pollUntil } from '../envtest/poll.js';
-import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../envtest/process.js';
+import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../../hack/controlplane/process.js';
 
 interface RecordedState {
   components: { 'control-plane'?: ControlPlaneRecord };

@@ -9,13 +9,13 @@ import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { binaryPath, controlPlaneBinaries, type ControlPlaneBinary } from '../envtest/binaries.js';
-import { processesOf, startControlPlane, type ControlPlaneRecord, type RunningControlPlane } from '../envtest/controlplane.js';
-import { readCrdDir } from '../envtest/crds.js';
+import { binaryPath, controlPlaneBinaries, type ControlPlaneBinary } from '../../hack/controlplane/binaries.js';
+import { processesOf, startControlPlane, type ControlPlaneRecord, type RunningControlPlane } from '../../hack/controlplane/controlplane.js';
+import { readCrdDir } from '../../hack/controlplane/crds.js';
 import type * as envtest from '../envtest/index.js';
 import { kubectl, sharedControlPlane, testNamespace } from '../envtest/index.js';
-import { crdDir, defaultBinDir, repoRoot } from '../envtest/paths.js';
-import { isRunning, pidsMentioning, stopProcess } from '../envtest/process.js';
+import { crdDir, defaultBinDir, repoRoot } from '../../hack/controlplane/paths.js';
+import { isRunning, pidsMentioning, stopProcess } from '../../hack/controlplane/process.js';
 
 const fixtureCrdDir = path.join(repoRoot, 'test', 'envtest', 'testdata');
 
