@@ -1,0 +1,382 @@
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { expect } from 'chai';
+import { HostScopePool } from '../ipam/pool.js';
+import { InvalidEndpointRequestError } from './change-request.js';
+import { hostScopeIpam } from './ipam.js';
+import { EndpointConflictError, EndpointManager, EndpointNotFoundError } from './manager.js';
+import { EndpointStateStore } from './state-store.js';
+import { cniRequest, FakeCeps, FakeCluster, FakeDatapath, FakeIdentities, FakePolicy, silentLogger } from './testing.js';
+
+const POD_CIDR = '10.0.1.0/24';
+
+/** One agent's view: its fakes, real IPAM pool and real state store on a temp dir. */
+class Agent {
+  readonly identities = new FakeIdentities();
+  readonly policy = new FakePolicy();
+  readonly ceps = new FakeCeps();
+  readonly pool = new HostScopePool(POD_CIDR);
+  readonly store: EndpointStateStore;
+  readonly manager: EndpointManager;
+
+  constructor(
+    readonly stateDir: string,
+    readonly cluster: FakeCluster,
+    readonly datapath: FakeDatapath,
+  ) {
+    this.store = new EndpointStateStore(stateDir);
+    this.manager = new EndpointManager({
+      pods: cluster.podSource,
+      namespaces: cluster.namespaceSource,
+      identities: this.identities,
+      datapath,
+      policy: this.policy,
+      ceps: this.ceps,
+      store: this.store,
+      ipam: hostScopeIpam(this.pool),
+      nodeName: 'node-1',
+      logger: silentLogger(),
+    });
+  }
+
+  async stateFiles(): Promise<string[]> {
+    return (await readdir(this.stateDir).catch(() => [])).sort();
+  }
+}
+
+async function rejection(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (err) {
+    return err as Error;
+  }
+  throw new Error('expected a rejection');
+}
+
+describe('EndpointManager', () => {
+  let dir = '';
+  let cluster: FakeCluster;
+  let datapath: FakeDatapath;
+  let agent: Agent;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'ep-manager-'));
+    cluster = new FakeCluster();
+    cluster.addNamespace('default', { team: 'a' });
+    cluster.addPod('default', 'web-0', { app: 'web', 'pod-template-hash': '5d4f8c7b9' });
+    cluster.addPod('default', 'web-1', { app: 'web' });
+    datapath = new FakeDatapath();
+    agent = new Agent(path.join(dir, 'state'), cluster, datapath);
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  describe('create', () => {
+    it('derives labels, gets an identity, upserts, syncs policy, persists and writes the CEP', async () => {
+      const ep = await agent.manager.create(cniRequest({ addressing: null }));
+      expect(ep.id).to.equal(1);
+      expect(ep.state).to.equal('ready');
+      expect(ep.ipv4, 'lowest pool address').to.equal('10.0.1.1');
+      expect(ep.identityLabels).to.deep.equal([
+        'k8s:app=web',
+        'k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name=default',
+        'k8s:io.cilium.k8s.namespace.labels.team=a',
+        'k8s:io.cilium.k8s.policy.cluster=default',
+        'k8s:io.cilium.k8s.policy.serviceaccount=web-sa',
+        'k8s:io.kubernetes.pod.namespace=default',
+      ]);
+      expect(datapath.endpoints.get(1)).to.deep.equal({
+        id: 1,
+        ipv4: '10.0.1.1',
+        identity: ep.identity,
+        ifname: 'lxc0123456789ab',
+        ifindex: 42,
+        mac: '02:00:00:00:00:02',
+        nodeMac: '02:00:00:00:00:01',
+      });
+      expect(datapath.policies.get(1)?.enforcement).to.deep.equal({ ingress: true, egress: false });
+      expect(agent.pool.used()).to.deep.equal({ '10.0.1.1': { owner: 'default/web-0' } });
+      expect(await agent.stateFiles()).to.deep.equal(['endpoint-00001.json']);
+      const cep = agent.ceps.objects.get('default/web-0');
+      expect(cep?.metadata.ownerReferences).to.deep.equal([{ apiVersion: 'v1', kind: 'Pod', name: 'web-0', uid: 'uid-default-web-0' }]);
+      expect(cep?.metadata.labels, 'pod labels mirrored').to.deep.equal({ app: 'web', 'pod-template-hash': '5d4f8c7b9' });
+      expect(cep?.status?.identity?.id).to.equal(ep.identity);
+      expect(cep?.status?.state).to.equal('ready');
+      expect(cep?.status?.policy?.ingress).to.deep.equal({ enforcing: true, state: 'enforcing' });
+      expect(cep?.status?.['named-ports']).to.deep.equal([{ name: 'http', port: 8080, protocol: 'TCP' }]);
+      expect(agent.manager.get(1)).to.deep.equal(ep);
+      expect(agent.manager.list()).to.deep.equal([ep]);
+    });
+
+    it('keeps the address the CNI allocated and gives two pods with equal labels one identity', async () => {
+      const a = await agent.manager.create(cniRequest());
+      const b = await agent.manager.create(
+        cniRequest({
+          'container-id': 'beef',
+          'k8s-pod-name': 'web-1',
+          'k8s-uid': 'uid-default-web-1',
+          addressing: { ipv4: '10.0.1.21' },
+          'interface-index': 43,
+        }),
+      );
+      expect([a.ipv4, b.ipv4]).to.deep.equal(['10.0.1.20', '10.0.1.21']);
+      expect([a.id, b.id]).to.deep.equal([1, 2]);
+      expect(b.identity).to.equal(a.identity);
+    });
+
+    it('refuses a bad request naming the field, before touching anything', async () => {
+      const err = await rejection(agent.manager.create(cniRequest({ addressing: { ipv4: '10.0.0.300' } })));
+      expect(err).to.be.instanceOf(InvalidEndpointRequestError);
+      expect(err.message).to.equal('endpoint change request: addressing.ipv4: "10.0.0.300": not a dotted-quad IPv4 address');
+      expect(datapath.writes).to.equal(0);
+      expect(agent.manager.list()).to.deep.equal([]);
+    });
+
+    it('refuses a second endpoint for the same attachment or address', async () => {
+      await agent.manager.create(cniRequest());
+      expect(await rejection(agent.manager.create(cniRequest()))).to.be.instanceOf(EndpointConflictError);
+      const sameIp = await rejection(agent.manager.create(cniRequest({ 'container-id': 'other', 'k8s-pod-name': 'web-1', 'k8s-uid': undefined })));
+      expect(sameIp).to.be.instanceOf(EndpointConflictError);
+      expect(sameIp.message).to.match(/endpoint 1 \(c0ffee:eth0, 10\.0\.1\.20\) already exists/);
+    });
+
+    it('takes the id a request names, and refuses one in use', async () => {
+      expect((await agent.manager.create(cniRequest({ id: 100 }))).id).to.equal(100);
+      const err = await rejection(
+        agent.manager.create(cniRequest({ id: 100, 'container-id': 'beef', 'k8s-pod-name': 'web-1', 'k8s-uid': undefined, addressing: null })),
+      );
+      expect(err).to.be.instanceOf(EndpointConflictError);
+      expect(err.message).to.match(/endpoint id 100: already in use/);
+    });
+
+    it('lets only one of two concurrent creates for one attachment through', async () => {
+      const results = await Promise.allSettled([agent.manager.create(cniRequest()), agent.manager.create(cniRequest())]);
+      expect(results.map((r) => r.status).sort()).to.deep.equal(['fulfilled', 'rejected']);
+      expect(agent.manager.list()).to.have.length(1);
+    });
+
+    it('rolls everything back when identity allocation fails', async () => {
+      agent.identities.failNext = new Error('apiserver unavailable');
+      const err = await rejection(agent.manager.create(cniRequest({ addressing: null })));
+      expect(err.message).to.equal('create endpoint for pod default/web-0 (c0ffee:eth0): apiserver unavailable');
+      expect(datapath.endpoints.size).to.equal(0);
+      expect(agent.pool.used(), 'address released').to.deep.equal({});
+      expect(await agent.stateFiles()).to.deep.equal([]);
+      expect(agent.ceps.objects.size).to.equal(0);
+      expect(agent.manager.list()).to.deep.equal([]);
+      const again = await agent.manager.create(cniRequest({ addressing: null }));
+      expect([again.id, again.ipv4], 'id and address free again').to.deep.equal([1, '10.0.1.1']);
+    });
+
+    it('rolls back the datapath endpoint and the identity use when the first policy sync fails', async () => {
+      datapath.failNext.set('syncPolicy', new Error('policy map full'));
+      const err = await rejection(agent.manager.create(cniRequest()));
+      expect(err.message).to.match(/: policy map full$/);
+      expect(datapath.endpoints.size).to.equal(0);
+      expect(agent.identities.released).to.have.length(1);
+      expect(await agent.stateFiles()).to.deep.equal([]);
+      expect(agent.pool.used(), 'the CNI allocated the address; the CNI releases it').to.deep.equal({});
+    });
+
+    it('fails naming a missing pod or namespace, or a pod re-created under the same name', async () => {
+      expect((await rejection(agent.manager.create(cniRequest({ 'k8s-pod-name': 'nope' })))).message).to.match(/pod default\/nope: not found/);
+      cluster.addPod('other', 'web-0', {});
+      expect((await rejection(agent.manager.create(cniRequest({ 'k8s-namespace': 'other' })))).message).to.match(/namespace other: not found/);
+      expect((await rejection(agent.manager.create(cniRequest({ 'k8s-uid': 'old-uid' })))).message).to.match(
+        /has uid uid-default-web-0, not the request's k8s-uid old-uid/,
+      );
+      expect(datapath.writes).to.equal(0);
+    });
+
+    it('keeps a working endpoint when the CEP write fails, and writes it on resync', async () => {
+      agent.ceps.failApply = new Error('apiserver down');
+      const ep = await agent.manager.create(cniRequest());
+      expect(ep.state).to.equal('ready');
+      expect(agent.ceps.objects.size).to.equal(0);
+      expect(await agent.manager.resyncCiliumEndpoints()).to.equal(1);
+      agent.ceps.failApply = undefined;
+      expect(await agent.manager.resyncCiliumEndpoints()).to.equal(0);
+      expect(agent.ceps.objects.get('default/web-0')?.status?.id).to.equal(ep.id);
+    });
+  });
+
+  describe('label changes', () => {
+    it('moves the endpoint to the identity of its new pod labels', async () => {
+      const before = await agent.manager.create(cniRequest());
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      const [after] = await agent.manager.updateLabels('default', 'web-0');
+      expect(after?.identity).to.not.equal(before.identity);
+      expect(after?.identityLabels).to.include('k8s:app=api');
+      expect(after?.state).to.equal('ready');
+      expect(datapath.endpoints.get(1)?.identity).to.equal(after?.identity);
+      expect(agent.policy.computedFor.at(-1), 'policy recomputed for the new identity').to.equal(after?.identity);
+      expect(agent.ceps.objects.get('default/web-0')?.status?.identity?.labels).to.include('k8s:app=api');
+      expect(agent.identities.released).to.deep.equal([before.identity]);
+      const saved = JSON.parse(await readFile(path.join(agent.stateDir, 'endpoint-00001.json'), 'utf8')) as { endpoint: { identity: number } };
+      expect(saved.endpoint.identity).to.equal(after?.identity);
+    });
+
+    it('moves every endpoint of a namespace when the namespace labels change', async () => {
+      const a = await agent.manager.create(cniRequest());
+      await agent.manager.create(cniRequest({ 'container-id': 'beef', 'k8s-pod-name': 'web-1', 'k8s-uid': undefined, addressing: { ipv4: '10.0.1.21' } }));
+      cluster.addNamespace('default', { team: 'b' });
+      const moved = await agent.manager.updateNamespace('default');
+      expect(moved).to.have.length(2);
+      for (const ep of moved) {
+        expect(ep.identity).to.not.equal(a.identity);
+        expect(ep.identityLabels).to.include('k8s:io.cilium.k8s.namespace.labels.team=b');
+      }
+      expect(moved[0]?.identity, 'same labels, same identity').to.equal(moved[1]?.identity);
+    });
+
+    it('writes nothing when only labels the filter drops change', async () => {
+      const before = await agent.manager.create(cniRequest());
+      const writes = datapath.writes;
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels['pod-template-hash'] = 'other';
+      const [after] = await agent.manager.updateLabels('default', 'web-0');
+      expect(after?.identity).to.equal(before.identity);
+      expect(datapath.writes).to.equal(writes);
+      expect(agent.ceps.objects.get('default/web-0')?.metadata.labels?.['pod-template-hash'], 'CEP mirrors pod labels').to.equal('other');
+    });
+
+    it('stays on its old identity when the new one cannot be allocated', async () => {
+      const before = await agent.manager.create(cniRequest());
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      agent.identities.failNext = new Error('quota');
+      expect((await rejection(agent.manager.updateLabels('default', 'web-0'))).message).to.equal('quota');
+      expect(agent.manager.get(1)?.identity).to.equal(before.identity);
+      expect(datapath.endpoints.get(1)?.identity).to.equal(before.identity);
+    });
+
+    it('leaves the endpoint not-ready when policy for the new identity cannot be synced', async () => {
+      await agent.manager.create(cniRequest());
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      agent.policy.failNext = new Error('selector cache not synced');
+      expect((await rejection(agent.manager.updateLabels('default', 'web-0'))).message).to.match(
+        /endpoint 1 \(pod default\/web-0\): move to identity \d+: selector cache not synced/,
+      );
+      expect(agent.manager.get(1)?.state).to.equal('not-ready');
+      expect(agent.ceps.objects.get('default/web-0')?.status?.state).to.equal('not-ready');
+      expect((await agent.manager.regenerate(1)).state).to.equal('ready');
+    });
+  });
+
+  describe('delete', () => {
+    it('removes datapath endpoint, CEP, state, address and id', async () => {
+      await agent.manager.create(cniRequest({ addressing: null }));
+      const [gone] = await agent.manager.delete(1);
+      expect(gone?.state).to.equal('disconnected');
+      expect(datapath.endpoints.size).to.equal(0);
+      expect(agent.ceps.objects.size).to.equal(0);
+      expect(await agent.stateFiles()).to.deep.equal([]);
+      expect(agent.pool.used()).to.deep.equal({});
+      expect(agent.manager.list()).to.deep.equal([]);
+      expect(await rejection(agent.manager.delete(1))).to.be.instanceOf(EndpointNotFoundError);
+      expect((await agent.manager.create(cniRequest())).id, 'id free again').to.equal(1);
+    });
+
+    it('deletes by container id (CNI DEL) and keeps an external-ipam address', async () => {
+      agent.pool.restore({ '10.0.1.20': { owner: 'outside' } });
+      await agent.manager.create(cniRequest({ 'datapath-configuration': { 'external-ipam': true } }));
+      const gone = await agent.manager.delete('c0ffee');
+      expect(gone.map((e) => e.id)).to.deep.equal([1]);
+      expect(agent.pool.used()).to.deep.equal({ '10.0.1.20': { owner: 'outside' } });
+    });
+
+    it('forgets the endpoint even when a step fails, and reports the step', async () => {
+      await agent.manager.create(cniRequest());
+      datapath.failNext.set('removeEndpoint', new Error('bpf: EPERM'));
+      expect((await rejection(agent.manager.delete(1))).message).to.equal('delete endpoint 1: endpoint 1: remove datapath endpoint: bpf: EPERM');
+      expect(agent.manager.list()).to.deep.equal([]);
+      expect(await agent.stateFiles()).to.deep.equal([]);
+    });
+  });
+
+  describe('restart', () => {
+    it('restores endpoints with no datapath writes, prunes stale ones, keeps ids and addresses', async () => {
+      const a = await agent.manager.create(cniRequest({ addressing: null }));
+      const b = await agent.manager.create(
+        cniRequest({ 'container-id': 'beef', 'k8s-pod-name': 'web-1', 'k8s-uid': undefined, addressing: null, 'interface-index': 43 }),
+      );
+      await datapath.upsertEndpoint({
+        id: 77,
+        ipv4: '10.0.1.77',
+        identity: 5,
+        ifname: 'lxcstale',
+        ifindex: 77,
+        mac: '02:00:00:00:00:07',
+        nodeMac: '02:00:00:00:00:01',
+      });
+      const files = await Promise.all((await agent.stateFiles()).map((f) => readFile(path.join(agent.stateDir, f), 'utf8')));
+      datapath.writes = 0;
+
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const report = await restarted.manager.restore();
+      expect(report).to.deep.equal({ restored: [1, 2], pruned: [77], problems: [] });
+      expect(datapath.writes, 'only the stale endpoint is removed').to.equal(1);
+      expect(restarted.manager.list()).to.deep.equal([a, b]);
+      const after = await Promise.all((await restarted.stateFiles()).map((f) => readFile(path.join(agent.stateDir, f), 'utf8')));
+      expect(after, 'state files not rewritten').to.deep.equal(files);
+      expect(restarted.pool.used()).to.deep.equal({ '10.0.1.1': { owner: 'default/web-0' }, '10.0.1.2': { owner: 'default/web-1' } });
+      expect(restarted.ceps.objects.get('default/web-1')?.status?.state).to.equal('ready');
+      cluster.addPod('default', 'web-2', { app: 'web' });
+      const c = await restarted.manager.create(cniRequest({ 'container-id': 'cafe', 'k8s-pod-name': 'web-2', 'k8s-uid': undefined, addressing: null }));
+      expect([c.id, c.ipv4], 'new endpoint goes around the restored ones').to.deep.equal([3, '10.0.1.3']);
+      expect((await rejection(restarted.manager.restore())).message).to.match(/must run once, before any endpoint is created/);
+    });
+
+    it('reports a corrupt state file and prunes its datapath endpoint', async () => {
+      await agent.manager.create(cniRequest());
+      await agent.manager.create(cniRequest({ 'container-id': 'beef', 'k8s-pod-name': 'web-1', 'k8s-uid': undefined, addressing: null }));
+      await writeFile(path.join(agent.stateDir, 'endpoint-00002.json'), '{"version":1,"endpoint":{"id":2');
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const report = await restarted.manager.restore();
+      expect(report.restored).to.deep.equal([1]);
+      expect(report.pruned).to.deep.equal([2]);
+      expect(report.problems).to.have.length(1);
+      expect(report.problems[0]?.file).to.match(/endpoint-00002\.json$/);
+      expect(report.problems[0]?.reason).to.match(/^not JSON/);
+    });
+
+    it('drops an endpoint whose address IPAM gives to another owner', async () => {
+      await agent.manager.create(cniRequest({ addressing: null }));
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      restarted.pool.restore({ '10.0.1.1': { owner: 'router' } });
+      const report = await restarted.manager.restore();
+      expect(report.restored).to.deep.equal([]);
+      expect(report.pruned).to.deep.equal([1]);
+      expect(report.problems).to.deep.equal([{ file: 'endpoint 1', reason: '10.0.1.1: restored for default/web-0 but already allocated to router' }]);
+      expect(restarted.pool.used(), 'the other owner keeps it').to.deep.equal({ '10.0.1.1': { owner: 'router' } });
+    });
+
+    it('drops an endpoint whose identity cannot be confirmed, with its state', async () => {
+      await agent.manager.create(cniRequest());
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      restarted.identities.failNext = new Error('apiserver unavailable');
+      const report = await restarted.manager.restore();
+      expect(report).to.deep.equal({ restored: [], pruned: [1], problems: [{ file: 'endpoint 1', reason: 'apiserver unavailable' }] });
+      expect(await restarted.stateFiles()).to.deep.equal([]);
+      expect(restarted.pool.used()).to.deep.equal({});
+      expect(restarted.manager.list()).to.deep.equal([]);
+    });
+  });
+
+  it('serializes operations on one endpoint', async () => {
+    await agent.manager.create(cniRequest());
+    const order: string[] = [];
+    const compute = agent.policy.compute.bind(agent.policy);
+    agent.policy.compute = async (ep) => {
+      order.push('start');
+      await new Promise((r) => setTimeout(r, 20));
+      order.push('end');
+      return compute(ep);
+    };
+    await Promise.all([agent.manager.regenerate(1), agent.manager.regenerate(1), agent.manager.delete(1)]);
+    expect(order).to.deep.equal(['start', 'end', 'start', 'end']);
+    expect(agent.manager.list()).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,506 @@
+// The agent's endpoint manager: turns an EndpointChangeRequest for a pod into a datapath endpoint
+// with an identity, a policy and a CiliumEndpoint, keeps it in step with the pod's and namespace's
+// labels, and brings every endpoint back after an agent restart. What it talks to (apiserver
+// caches, identity allocator, datapath, policy, CEP writer, IPAM, state directory) is injected.
+import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { CiliumEndpoint } from '../../../crds/gen/index.js';
+import type { Datapath, EndpointSpec, Enforcement, PolicyEntry } from '../../../datapath/types.js';
+import { newLogger, type Logger } from '../../runtime/log.js';
+import { buildLabelFilter, type LabelFilter } from '../labels/filter.js';
+import { LabelSet } from '../labels/labels.js';
+import { podSecurityLabels } from '../labels/pod-labels.js';
+import { buildCiliumEndpoint } from './cep.js';
+import { endpointCreateFields, parseEndpointChangeRequest, type EndpointCreateFields } from './change-request.js';
+import { attachmentId, NAMED_PORT_PROTOCOLS, type EndpointRecord, type NamedPort } from './endpoint.js';
+import { EndpointIdAllocator } from './id-allocator.js';
+import type { EndpointIpam } from './ipam.js';
+import type { RestoreProblem, RestoreResult } from './state-store.js';
+
+export interface PodSource {
+  get(namespace: string, name: string): Promise<V1Pod | undefined>;
+}
+
+export interface NamespaceSource {
+  get(name: string): Promise<V1Namespace | undefined>;
+}
+
+export interface EndpointIdentities {
+  /** The identity for a (filtered) security label set, reused or created. */
+  allocate(labels: LabelSet): Promise<{ id: number }>;
+  /** Drops this node's use of an identity; absent where references are implicit (CRD mode). */
+  release?(id: number, labels: LabelSet): Promise<void>;
+}
+
+export type EndpointDatapath = Pick<Datapath, 'upsertEndpoint' | 'removeEndpoint' | 'syncPolicy' | 'pruneEndpoints'>;
+
+export interface ComputedPolicy {
+  entries: readonly PolicyEntry[];
+  enforcement: Enforcement;
+}
+
+export interface EndpointPolicySource {
+  compute(ep: Readonly<EndpointRecord>): Promise<ComputedPolicy>;
+}
+
+export interface CiliumEndpointWriter {
+  /** Server-side applies the object (create or update). */
+  apply(cep: CiliumEndpoint): Promise<void>;
+  /** Deletes it; a missing object is not an error. */
+  delete(namespace: string, name: string): Promise<void>;
+}
+
+export interface EndpointStore {
+  save(ep: EndpointRecord): Promise<void>;
+  remove(id: number): Promise<void>;
+  restore(): Promise<RestoreResult>;
+}
+
+export interface EndpointManagerOptions {
+  pods: PodSource;
+  namespaces: NamespaceSource;
+  identities: EndpointIdentities;
+  datapath: EndpointDatapath;
+  policy: EndpointPolicySource;
+  ceps: CiliumEndpointWriter;
+  store: EndpointStore;
+  ipam: EndpointIpam;
+  nodeName: string;
+  /** io.cilium.k8s.policy.cluster; upstream's default is "default". */
+  clusterName?: string;
+  labelFilter?: LabelFilter;
+  logger?: Logger;
+}
+
+/** An endpoint for the same attachment, address or id exists (HTTP 409 on the REST API). */
+export class EndpointConflictError extends Error {
+  override name = 'EndpointConflictError';
+}
+
+/** No endpoint matches (HTTP 404 on the REST API). */
+export class EndpointNotFoundError extends Error {
+  override name = 'EndpointNotFoundError';
+}
+
+export interface RestoreReport {
+  restored: number[];
+  /** Datapath endpoints no restored state named, removed. */
+  pruned: number[];
+  problems: RestoreProblem[];
+}
+
+/** One operation at a time per key; later callers wait for earlier ones, failed or not. */
+class KeyedSerializer {
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  run<T>(key: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.tails.get(key) ?? Promise.resolve();
+    const result = prev.then(fn);
+    const tail = result.catch(() => undefined);
+    this.tails.set(key, tail);
+    void tail.then(() => {
+      if (this.tails.get(key) === tail) this.tails.delete(key);
+    });
+    return result;
+  }
+}
+
+const DEFAULT_CLUSTER_NAME = 'default';
+
+function ipamOwner(ep: Pick<EndpointRecord, 'namespace' | 'podName'>): string {
+  return `${ep.namespace}/${ep.podName}`;
+}
+
+function datapathSpec(ep: EndpointRecord): EndpointSpec {
+  return { id: ep.id, ipv4: ep.ipv4, identity: ep.identity, ifname: ep.ifname, ifindex: ep.ifindex, mac: ep.mac, nodeMac: ep.hostMac };
+}
+
+/** The pod's named container ports, as upstream puts them on the endpoint (not the identity). */
+export function podNamedPorts(pod: V1Pod): NamedPort[] {
+  const out: NamedPort[] = [];
+  for (const c of pod.spec?.containers ?? []) {
+    for (const p of c.ports ?? []) {
+      if (!p.name) continue;
+      const protocol = (p.protocol ?? 'TCP').toUpperCase();
+      if (!(NAMED_PORT_PROTOCOLS as readonly string[]).includes(protocol)) continue;
+      out.push({ name: p.name, port: p.containerPort, protocol: protocol as NamedPort['protocol'] });
+    }
+  }
+  return out.sort((a, b) => a.name.localeCompare(b.name) || a.port - b.port);
+}
+
+interface PodFacts {
+  uid?: string;
+  identityLabels: LabelSet;
+  podLabels: Record<string, string>;
+  serviceAccount?: string;
+  namedPorts: NamedPort[];
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+export class EndpointManager {
+  private readonly endpoints = new Map<number, EndpointRecord>();
+  private readonly ids = new EndpointIdAllocator();
+  private readonly serial = new KeyedSerializer();
+  /** Attachments and addresses of creates in flight. */
+  private readonly creating = new Set<string>();
+  /** Endpoints whose CiliumEndpoint write failed and is owed. */
+  private readonly cepOwed = new Set<number>();
+  private readonly filter: LabelFilter;
+  private readonly clusterName: string;
+  private readonly log: Logger;
+  private restored = false;
+
+  constructor(private readonly deps: EndpointManagerOptions) {
+    this.filter = deps.labelFilter ?? buildLabelFilter().filter;
+    this.clusterName = deps.clusterName ?? DEFAULT_CLUSTER_NAME;
+    this.log = deps.logger ?? newLogger('endpoint-manager');
+  }
+
+  list(): EndpointRecord[] {
+    return [...this.endpoints.values()].sort((a, b) => a.id - b.id).map((ep) => structuredClone(ep));
+  }
+
+  get(id: number): EndpointRecord | undefined {
+    const ep = this.endpoints.get(id);
+    return ep === undefined ? undefined : structuredClone(ep);
+  }
+
+  /**
+   * Creates a pod's endpoint from an EndpointChangeRequest body: validate, look up Pod and
+   * Namespace, derive the security labels, get an identity, create the datapath endpoint, sync
+   * its first policy, persist it, write its CiliumEndpoint. A failure undoes every step taken
+   * (endpoint id, address allocated here, identity use, datapath endpoint, state file) and throws
+   * with the cause; a bad request throws InvalidEndpointRequestError naming the field.
+   */
+  async create(body: unknown): Promise<EndpointRecord> {
+    const req = parseEndpointChangeRequest(body);
+    const f = endpointCreateFields(req);
+    const attach = attachmentId(f);
+    // Checked and reserved before the first await, so two creates cannot both pass.
+    const conflict = [...this.endpoints.values()].find((e) => attachmentId(e) === attach || (f.ipv4 !== undefined && e.ipv4 === f.ipv4));
+    if (conflict !== undefined) {
+      throw new EndpointConflictError(`endpoint for ${attach}: endpoint ${conflict.id} (${attachmentId(conflict)}, ${conflict.ipv4}) already exists`);
+    }
+    const keys = [`attachment:${attach}`, ...(f.ipv4 === undefined ? [] : [`ipv4:${f.ipv4}`])];
+    const busy = keys.find((k) => this.creating.has(k));
+    if (busy !== undefined) throw new EndpointConflictError(`endpoint for ${attach}: ${busy} is being created by another request`);
+    let id: number;
+    try {
+      id = f.id === 0 ? this.ids.allocate() : (this.ids.reuse(f.id), f.id);
+    } catch (err) {
+      throw new EndpointConflictError(`endpoint for ${attach}: ${describe(err)}`, { cause: err });
+    }
+    for (const k of keys) this.creating.add(k);
+    try {
+      return await this.serial.run(`endpoint:${id}`, () => this.createWithId(id, f, req['container-name'], req['container-netns-path'], req['netns-cookie']));
+    } finally {
+      for (const k of keys) this.creating.delete(k);
+    }
+  }
+
+  private async createWithId(id: number, f: EndpointCreateFields, containerName?: string, netnsPath?: string, netnsCookie?: string): Promise<EndpointRecord> {
+    const undo: [string, () => unknown][] = [['release endpoint id', () => this.ids.release(id)]];
+    let ep: EndpointRecord;
+    try {
+      const facts = await this.podFacts(f.namespace, f.podName);
+      if ('missing' in facts) throw new Error(`${facts.missing}: not found`);
+      if (f.podUid !== undefined && facts.uid !== undefined && facts.uid !== f.podUid) {
+        throw new Error(`pod ${f.namespace}/${f.podName} has uid ${facts.uid}, not the request's k8s-uid ${f.podUid} (re-created?)`);
+      }
+      let ipv4 = f.ipv4;
+      if (ipv4 === undefined) {
+        const ip = this.deps.ipam.allocate(ipamOwner(f));
+        undo.push([`release ${ip}`, () => this.deps.ipam.release(ip)]);
+        ipv4 = ip;
+      }
+      ep = {
+        id,
+        containerId: f.containerId,
+        containerInterfaceName: f.containerInterfaceName,
+        ...(containerName ? { containerName } : {}),
+        ...(netnsPath ? { netnsPath } : {}),
+        ...(netnsCookie ? { netnsCookie } : {}),
+        namespace: f.namespace,
+        podName: f.podName,
+        ...(facts.uid ? { podUid: facts.uid } : {}),
+        ifname: f.ifname,
+        ifindex: f.ifindex,
+        mac: f.mac,
+        hostMac: f.hostMac,
+        ipv4,
+        externalIpam: f.externalIpam,
+        identity: 0,
+        identityLabels: [...facts.identityLabels.strings],
+        podLabels: facts.podLabels,
+        ...(facts.serviceAccount ? { serviceAccount: facts.serviceAccount } : {}),
+        namedPorts: facts.namedPorts,
+        state: 'waiting-for-identity',
+      };
+      this.endpoints.set(id, ep);
+      undo.push(['forget endpoint', () => this.endpoints.delete(id)]);
+
+      const identity = await this.deps.identities.allocate(facts.identityLabels);
+      const release = this.deps.identities.release?.bind(this.deps.identities);
+      if (release) undo.push([`release identity ${identity.id}`, () => release(identity.id, facts.identityLabels)]);
+      ep.identity = identity.id;
+      ep.state = 'regenerating';
+
+      undo.push(['remove datapath endpoint', () => this.deps.datapath.removeEndpoint(id)]);
+      await this.deps.datapath.upsertEndpoint(datapathSpec(ep));
+      await this.syncPolicy(ep);
+      ep.state = 'ready';
+      undo.push(['remove state file', () => this.deps.store.remove(id)]);
+      await this.deps.store.save(ep);
+    } catch (err) {
+      const failed = await this.attempt([...undo].reverse());
+      const where = `create endpoint for pod ${f.namespace}/${f.podName} (${attachmentId(f)})`;
+      throw new Error(`${where}: ${describe(err)}${failed.length > 0 ? `; rollback failed: ${failed.join('; ')}` : ''}`, { cause: err });
+    }
+    this.log.info('endpoint created', { endpoint: id, pod: ipamOwner(ep), identity: ep.identity, ipv4: ep.ipv4 });
+    await this.writeCiliumEndpoint(ep);
+    return structuredClone(ep);
+  }
+
+  /** Runs every step in order, each whether or not an earlier one failed; returns the failures, described. */
+  private async attempt(steps: [string, () => unknown][]): Promise<string[]> {
+    const failed: string[] = [];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (err) {
+        failed.push(`${what}: ${describe(err)}`);
+      }
+    }
+    return failed;
+  }
+
+  /**
+   * Deletes an endpoint by id, or every endpoint of a container id (upstream's `DELETE /endpoint`
+   * with a container-id). Each step is tried even when an earlier one failed; the endpoint is
+   * forgotten either way (a datapath leftover is pruned at the next restart) and the failures are
+   * thrown together at the end.
+   */
+  async delete(ref: number | string): Promise<EndpointRecord[]> {
+    const targets = [...this.endpoints.values()].filter((e) => (typeof ref === 'number' ? e.id === ref : e.containerId === ref));
+    if (targets.length === 0) throw new EndpointNotFoundError(`endpoint ${typeof ref === 'number' ? ref : `with container-id ${ref}`}: not found`);
+    const deleted: EndpointRecord[] = [];
+    const problems: string[] = [];
+    for (const target of targets) {
+      await this.serial.run(`endpoint:${target.id}`, async () => {
+        const ep = this.endpoints.get(target.id);
+        if (ep !== target) return;
+        ep.state = 'disconnecting';
+        const steps: [string, () => unknown][] = [
+          ['remove datapath endpoint', () => this.deps.datapath.removeEndpoint(ep.id)],
+          ['delete CiliumEndpoint', () => this.deps.ceps.delete(ep.namespace, ep.podName)],
+          ['remove state file', () => this.deps.store.remove(ep.id)],
+        ];
+        if (!ep.externalIpam) steps.push([`release ${ep.ipv4}`, () => this.deps.ipam.release(ep.ipv4)]);
+        const release = this.deps.identities.release?.bind(this.deps.identities);
+        if (release) steps.push([`release identity ${ep.identity}`, () => release(ep.identity, LabelSet.parse(ep.identityLabels))]);
+        const failed = await this.attempt(steps);
+        this.endpoints.delete(ep.id);
+        this.cepOwed.delete(ep.id);
+        this.ids.release(ep.id);
+        ep.state = 'disconnected';
+        deleted.push(structuredClone(ep));
+        this.log.info('endpoint deleted', { endpoint: ep.id, pod: ipamOwner(ep) });
+        problems.push(...failed.map((p) => `endpoint ${ep.id}: ${p}`));
+      });
+    }
+    if (problems.length > 0) throw new Error(`delete ${typeof ref === 'number' ? `endpoint ${ref}` : `container ${ref}`}: ${problems.join('; ')}`);
+    return deleted;
+  }
+
+  /**
+   * Re-derives the security labels of a pod's endpoints from the Pod and its Namespace; an endpoint
+   * whose labels changed moves to the identity of its new labels (datapath entry, policy, state,
+   * CiliumEndpoint). An allocation failure leaves the endpoint on its old identity; a policy that
+   * cannot be synced for the new identity leaves it closed (not-ready) and throws.
+   */
+  async updateLabels(namespace: string, podName: string): Promise<EndpointRecord[]> {
+    const targets = [...this.endpoints.values()].filter((e) => e.namespace === namespace && e.podName === podName);
+    const out: EndpointRecord[] = [];
+    for (const t of targets) {
+      const ep = await this.serial.run(`endpoint:${t.id}`, () => this.relabel(t.id));
+      if (ep !== undefined) out.push(ep);
+    }
+    return out;
+  }
+
+  /** updateLabels for every pod of `namespace` that has an endpoint (its labels changed). */
+  async updateNamespace(namespace: string): Promise<EndpointRecord[]> {
+    const pods = new Set([...this.endpoints.values()].filter((e) => e.namespace === namespace).map((e) => e.podName));
+    const out: EndpointRecord[] = [];
+    for (const pod of [...pods].sort()) out.push(...(await this.updateLabels(namespace, pod)));
+    return out;
+  }
+
+  private async relabel(id: number): Promise<EndpointRecord | undefined> {
+    const ep = this.endpoints.get(id);
+    if (ep === undefined) return undefined;
+    const facts = await this.podFacts(ep.namespace, ep.podName);
+    if ('missing' in facts || (ep.podUid !== undefined && facts.uid !== undefined && facts.uid !== ep.podUid)) {
+      // The pod is gone (its CNI DEL removes the endpoint) or a new pod took its name (its own
+      // CNI ADD creates its endpoint): nothing to relabel.
+      return structuredClone(ep);
+    }
+    const before = JSON.stringify(ep);
+    const oldLabels = LabelSet.parse(ep.identityLabels);
+    ep.podLabels = facts.podLabels;
+    ep.namedPorts = facts.namedPorts;
+    if (facts.serviceAccount) ep.serviceAccount = facts.serviceAccount;
+    else delete ep.serviceAccount;
+    if (!facts.identityLabels.equals(oldLabels)) {
+      const oldIdentity = ep.identity;
+      const next = await this.deps.identities.allocate(facts.identityLabels);
+      ep.identity = next.id;
+      ep.identityLabels = [...facts.identityLabels.strings];
+      ep.state = 'regenerating';
+      try {
+        await this.deps.datapath.upsertEndpoint(datapathSpec(ep));
+        await this.syncPolicy(ep);
+        ep.state = 'ready';
+      } catch (err) {
+        ep.state = 'not-ready';
+        delete ep.enforcement;
+        await this.persist(ep);
+        throw new Error(`endpoint ${id} (pod ${ipamOwner(ep)}): move to identity ${next.id}: ${describe(err)}`, { cause: err });
+      }
+      this.log.info('endpoint identity changed', { endpoint: id, pod: ipamOwner(ep), from: oldIdentity, to: next.id });
+      if (oldIdentity !== next.id) {
+        const failed = await this.attempt([[`release identity ${oldIdentity}`, () => this.deps.identities.release?.(oldIdentity, oldLabels)]]);
+        for (const f of failed) this.log.warn('identity release failed', { endpoint: id, error: f });
+      }
+    }
+    if (JSON.stringify(ep) !== before) await this.persist(ep);
+    return structuredClone(ep);
+  }
+
+  /** Recomputes and syncs an endpoint's policy (for the policy loop, when rules or selections change). */
+  async regenerate(id: number): Promise<EndpointRecord> {
+    return this.serial.run(`endpoint:${id}`, async () => {
+      const ep = this.endpoints.get(id);
+      if (ep === undefined) throw new EndpointNotFoundError(`endpoint ${id}: not found`);
+      const before = JSON.stringify(ep);
+      try {
+        await this.syncPolicy(ep);
+        ep.state = 'ready';
+      } catch (err) {
+        ep.state = 'not-ready';
+        delete ep.enforcement;
+        throw new Error(`endpoint ${id}: regenerate: ${describe(err)}`, { cause: err });
+      } finally {
+        if (JSON.stringify(ep) !== before) await this.persist(ep);
+      }
+      return structuredClone(ep);
+    });
+  }
+
+  /**
+   * Brings back the endpoints of the state directory after a restart: each takes its id and
+   * address back, re-confirms its identity and is upserted with its policy synced again (when
+   * nothing changed the datapath writes nothing). Endpoints that cannot be restored are dropped
+   * with their state and reported. Finally the datapath endpoints no restored state names are
+   * pruned. Must run before anything else touches the manager.
+   */
+  async restore(): Promise<RestoreReport> {
+    if (this.restored || this.endpoints.size > 0) throw new Error('endpoint restore: must run once, before any endpoint is created');
+    this.restored = true;
+    const { endpoints, problems } = await this.deps.store.restore();
+    const report: RestoreReport = { restored: [], pruned: [], problems: [...problems] };
+    for (const ep of endpoints) {
+      const before = JSON.stringify(ep);
+      const undo: [string, () => unknown][] = [];
+      try {
+        const clash = [...this.endpoints.values()].find((e) => e.ipv4 === ep.ipv4);
+        if (clash !== undefined) throw new Error(`address ${ep.ipv4} is also endpoint ${clash.id}'s`);
+        this.ids.reuse(ep.id);
+        undo.push(['release endpoint id', () => this.ids.release(ep.id)]);
+        if (!ep.externalIpam) {
+          this.deps.ipam.claim(ep.ipv4, ipamOwner(ep));
+          undo.push([`release ${ep.ipv4}`, () => this.deps.ipam.release(ep.ipv4)]);
+        }
+        this.endpoints.set(ep.id, ep);
+        undo.push(['forget endpoint', () => this.endpoints.delete(ep.id)]);
+        ep.state = 'restoring';
+        const identity = await this.deps.identities.allocate(LabelSet.parse(ep.identityLabels));
+        ep.identity = identity.id;
+        await this.deps.datapath.upsertEndpoint(datapathSpec(ep));
+        await this.syncPolicy(ep);
+        ep.state = 'ready';
+        if (JSON.stringify(ep) !== before) await this.deps.store.save(ep);
+        report.restored.push(ep.id);
+      } catch (err) {
+        const failed = await this.attempt([...undo].reverse());
+        report.problems.push({ file: `endpoint ${ep.id}`, reason: `${describe(err)}${failed.length > 0 ? `; rollback failed: ${failed.join('; ')}` : ''}` });
+        try {
+          await this.deps.store.remove(ep.id);
+        } catch (rmErr) {
+          report.problems.push({ file: `endpoint ${ep.id}`, reason: `remove state: ${describe(rmErr)}` });
+        }
+      }
+    }
+    report.pruned = await this.deps.datapath.pruneEndpoints(report.restored);
+    for (const id of report.restored) {
+      const ep = this.endpoints.get(id);
+      if (ep !== undefined) await this.writeCiliumEndpoint(ep);
+    }
+    for (const p of report.problems) this.log.warn('endpoint not restored', { ...p });
+    this.log.info('endpoints restored', { restored: report.restored.length, pruned: report.pruned, problems: report.problems.length });
+    return report;
+  }
+
+  /** Writes the CiliumEndpoints whose last write failed; resolves to how many are still owed. */
+  async resyncCiliumEndpoints(): Promise<number> {
+    for (const id of [...this.cepOwed]) {
+      const ep = this.endpoints.get(id);
+      if (ep === undefined) this.cepOwed.delete(id);
+      else await this.serial.run(`endpoint:${id}`, () => this.writeCiliumEndpoint(ep));
+    }
+    return this.cepOwed.size;
+  }
+
+  /** What the endpoint takes from its Pod and Namespace, or which of them does not exist. */
+  private async podFacts(namespace: string, podName: string): Promise<PodFacts | { missing: string }> {
+    const pod = await this.deps.pods.get(namespace, podName);
+    if (pod === undefined) return { missing: `pod ${namespace}/${podName}` };
+    const ns = await this.deps.namespaces.get(namespace);
+    if (ns === undefined) return { missing: `namespace ${namespace}` };
+    const podLabels = { ...(pod.metadata?.labels ?? {}) };
+    const serviceAccount = pod.spec?.serviceAccountName || undefined;
+    const { identity } = podSecurityLabels(
+      { podLabels, namespace, namespaceLabels: ns.metadata?.labels ?? {}, serviceAccount, clusterName: this.clusterName },
+      this.filter,
+    );
+    return { uid: pod.metadata?.uid, identityLabels: identity, podLabels, serviceAccount, namedPorts: podNamedPorts(pod) };
+  }
+
+  private async syncPolicy(ep: EndpointRecord): Promise<void> {
+    const policy = await this.deps.policy.compute(structuredClone(ep));
+    await this.deps.datapath.syncPolicy(ep.id, policy.entries, policy.enforcement);
+    ep.enforcement = { ...policy.enforcement };
+  }
+
+  private async persist(ep: EndpointRecord): Promise<void> {
+    await this.deps.store.save(ep);
+    await this.writeCiliumEndpoint(ep);
+  }
+
+  /**
+   * A CiliumEndpoint that cannot be written does not undo the endpoint (it works without one, as
+   * upstream's endpoint sync controller lets it); the write is owed until resyncCiliumEndpoints.
+   */
+  private async writeCiliumEndpoint(ep: EndpointRecord): Promise<void> {
+    try {
+      await this.deps.ceps.apply(buildCiliumEndpoint(ep, { nodeName: this.deps.nodeName }));
+      this.cepOwed.delete(ep.id);
+    } catch (err) {
+      this.cepOwed.add(ep.id);
+      this.log.warn('CiliumEndpoint write failed; will retry', { endpoint: ep.id, pod: ipamOwner(ep), error: describe(err) });
+    }
+  }
+}
