@@ -1,0 +1,8 @@
+// The policy engine's API for the agent's policy loop: a repository fed with policies and
+// identities, and the per-endpoint resolution handed to Datapath.syncPolicy.
+export { entitySelectors, IDENTITY_HOST, IDENTITY_WORLD, LOCAL_IDENTITY_FLAG, RESERVED_IDENTITIES, reservedLabels } from './identities.js';
+export { type KubeNetworkPolicy, parseCiliumPolicy, parseNetworkPolicy, type ParseOptions } from './parse.js';
+export { type PolicyChange, PolicyRepository } from './repository.js';
+export { type EndpointInput, type NamedPort, type PolicyEnforcementMode, type ResolvedPolicy, resolvePolicy, type ResolveOptions } from './resolve.js';
+export { type ParsedPolicy, PolicyParseError, type PolicyKind, type PolicyRef, policyRefKey, type Rule, type Unsupported, unsupportedMessage } from './rule.js';
+export { EndpointSelector } from './selector.js';
