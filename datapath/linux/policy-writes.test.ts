@@ -1,46 +1,15 @@
-// safePolicyOrder against a pure model of the programs' policy lookup: every state the map passes
-// through on the way from an old policy to a new one lets a packet pass only if the old or the new
-// policy lets it pass, and the plan's peak is the true largest size on the way.
+// safePolicyOrder against the model of the programs' policy lookup in ../maps/lookup-model.ts: every
+// state the map passes through on the way from an old policy to a new one lets a packet pass only if
+// the old or the new policy lets it pass, and the plan's peak is the true largest size on the way.
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { decodePolicyKey, decodePolicyValue, FULL_PORT_PREFIX_BITS } from '../maps/policy.js';
+import { mapAllows, type ModelPacket } from '../maps/lookup-model.js';
 import { policyMapContents } from '../maps/policy-entries.js';
 import { IPPROTO_ICMP } from '../maps/protocols.js';
 import type { PolicyEntry } from '../types.js';
-import { diffContents, type MapContents, type MapEntry } from './map-sync.js';
+import { diffContents, type MapEntry } from './map-sync.js';
 import { safePolicyOrder } from './policy-writes.js';
 import { enforcingWhereEntries } from './testing/policy.js';
-
-interface Packet {
-  identity: number;
-  egress: boolean;
-  protocol: number;
-  /** L4 destination port, or the ICMP type. */
-  port: number;
-}
-
-/** The entry an LPM lookup of (identity, direction, protocol, port) finds: the longest prefix. */
-function longestMatch(map: MapContents, identity: number, p: Packet): { deny: boolean } | undefined {
-  const dport = p.protocol === IPPROTO_ICMP ? p.port << 8 : p.port;
-  const bits = ((p.protocol & 0xff) << 16) | dport;
-  let best: { len: number; deny: boolean } | undefined;
-  for (const { key, value } of map.values()) {
-    const k = decodePolicyKey(key);
-    if (k.identity !== identity || k.egress !== p.egress) continue;
-    const mask = k.prefixLen === 0 ? 0 : (0xffffff << (FULL_PORT_PREFIX_BITS - k.prefixLen)) & 0xffffff;
-    if ((bits & mask) !== (((k.protocol << 16) | k.dport) & mask)) continue;
-    if (best === undefined || k.prefixLen > best.len) best = { len: k.prefixLen, deny: decodePolicyValue(value).deny };
-  }
-  return best;
-}
-
-/** bpf/lib/policy.h policy_check: lookups by the peer's identity and by 0; a deny from either wins. */
-function allows(map: MapContents, p: Packet): boolean {
-  const byId = longestMatch(map, p.identity, p);
-  const any = longestMatch(map, 0, p);
-  if (byId?.deny === true || any?.deny === true) return false;
-  return byId !== undefined || any !== undefined;
-}
 
 const PORTS = { min: 78, max: 86 };
 const entryArb: fc.Arbitrary<PolicyEntry> = fc
@@ -59,9 +28,9 @@ const entryArb: fc.Arbitrary<PolicyEntry> = fc
     return { identity, direction, protocol, port: first, endPort, deny };
   });
 const policyArb = fc.array(entryArb, { maxLength: 8 });
-const packetArb: fc.Arbitrary<Packet> = fc.record({
-  identity: fc.integer({ min: 1, max: 4 }),
-  egress: fc.boolean(),
+const packetArb: fc.Arbitrary<ModelPacket> = fc.record({
+  peerIdentity: fc.integer({ min: 1, max: 4 }),
+  direction: fc.constantFrom('ingress' as const, 'egress' as const),
   protocol: fc.constantFrom(IPPROTO_ICMP, 6, 17, 132),
   port: fc.integer({ min: 0, max: PORTS.max + 2 }),
 });
@@ -77,8 +46,8 @@ describe('safePolicyOrder', function () {
         let peak = state.size;
         const check = (step: number): void => {
           for (const p of packets) {
-            if (allows(state, p)) {
-              expect(allows(before, p) || allows(after, p), `packet ${JSON.stringify(p)} passes after write ${step} of ${plan.writes.length}`).to.equal(true);
+            if (mapAllows(state, p)) {
+              expect(mapAllows(before, p) || mapAllows(after, p), `packet ${JSON.stringify(p)} passes after write ${step} of ${plan.writes.length}`).to.equal(true);
             }
           }
         };

@@ -1,7 +1,7 @@
 // The CiliumIdentity object for a label set, as upstream's CRD backend writes it.
 import type { CiliumIdentity } from '../../../crds/gen/index.js';
+import { POD_NAMESPACE_LABEL } from '../labels/keys.js';
 import { LabelSet, SOURCE_K8S } from '../labels/labels.js';
-import { POD_NAMESPACE_LABEL } from '../labels/pod-labels.js';
 
 /** Set by the operator on an identity it means to delete; an agent reusing it removes it. */
 export const HEARTBEAT_ANNOTATION = 'io.cilium.heartbeat';

@@ -2,27 +2,9 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { LabelSet } from '../labels/labels.js';
 import { ciliumIdentityFor, identityId, identityLabels } from './cilium-identity.js';
-import { globalIdentityRange, identityCandidates, RESERVED_IDENTITIES, reservedIdentity } from './numeric.js';
+import { globalIdentityRange, identityCandidates } from './numeric.js';
 
 describe('numeric identities', () => {
-  it('reserved ids and labels are upstream\'s', () => {
-    expect(RESERVED_IDENTITIES.map((r) => [r.id, r.name])).to.deep.equal([
-      [1, 'host'],
-      [2, 'world'],
-      [3, 'unmanaged'],
-      [4, 'health'],
-      [5, 'init'],
-      [6, 'remote-node'],
-      [7, 'kube-apiserver'],
-      [8, 'ingress'],
-      [9, 'world-ipv4'],
-      [10, 'world-ipv6'],
-    ]);
-    expect(reservedIdentity('host')?.labels.strings).to.deep.equal(['reserved:host']);
-    expect(reservedIdentity('kube-apiserver')?.labels.strings).to.deep.equal(['reserved:kube-apiserver', 'reserved:remote-node']);
-    expect(reservedIdentity('nope')).to.equal(undefined);
-  });
-
   it('global range per cluster id skips each block\'s first 256 ids', () => {
     expect(globalIdentityRange(0)).to.deep.equal({ min: 256, max: 65535 });
     expect(globalIdentityRange(1)).to.deep.equal({ min: 65536 + 256, max: 131071 });

@@ -1,38 +1,7 @@
-// Numeric security identities (upstream pkg/identity/numericidentity.go): the reserved ids with
-// their labels, and the range a cluster allocates global identities from.
+// Numeric security identities (upstream pkg/identity/numericidentity.go): the range a cluster
+// allocates global identities from (the reserved ids below it are in reserved.ts).
 import { createHash } from 'node:crypto';
-import { LabelSet, SOURCE_RESERVED } from '../labels/labels.js';
-
-export interface ReservedIdentity {
-  id: number;
-  name: string;
-  labels: LabelSet;
-}
-
-function reserved(id: number, name: string, ...extra: string[]): ReservedIdentity {
-  return { id, name, labels: LabelSet.parse([name, ...extra].map((n) => `${SOURCE_RESERVED}:${n}`)) };
-}
-
-/** Upstream's reserved identities; 0 (unknown) has no labels and 11-14 exist only in policy maps. */
-export const RESERVED_IDENTITIES: readonly ReservedIdentity[] = [
-  reserved(1, 'host'),
-  reserved(2, 'world'),
-  reserved(3, 'unmanaged'),
-  reserved(4, 'health'),
-  reserved(5, 'init'),
-  reserved(6, 'remote-node'),
-  // The apiserver runs on nodes in many clusters, so its identity also carries remote-node.
-  reserved(7, 'kube-apiserver', 'remote-node'),
-  reserved(8, 'ingress'),
-  reserved(9, 'world-ipv4'),
-  reserved(10, 'world-ipv6'),
-];
-
-const reservedByName = new Map(RESERVED_IDENTITIES.map((r) => [r.name, r]));
-
-export function reservedIdentity(name: string): ReservedIdentity | undefined {
-  return reservedByName.get(name);
-}
+import type { LabelSet } from '../labels/labels.js';
 
 export const MAX_CLUSTER_ID = 255;
 /** Ids below this in each cluster's block are reserved, well-known (100-115) or user-reserved (128-255). */

@@ -2,14 +2,8 @@
 // does: the pod's own labels (minus any that pretend to be Cilium's), its namespace name and
 // labels, service account and cluster name, all with source `k8s`, then filtered.
 import type { LabelFilter } from './filter.js';
+import { CILIUM_LABEL_PREFIX, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL, POLICY_LABEL_CLUSTER, POLICY_LABEL_SERVICE_ACCOUNT } from './keys.js';
 import { LabelSet, SOURCE_K8S } from './labels.js';
-
-/** Label keys with this prefix are Cilium's to set; a pod that carries them has them dropped. */
-export const CILIUM_LABEL_PREFIX = 'io.cilium.k8s';
-export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
-export const POD_NAMESPACE_META_LABELS = 'io.cilium.k8s.namespace.labels';
-export const POLICY_LABEL_SERVICE_ACCOUNT = 'io.cilium.k8s.policy.serviceaccount';
-export const POLICY_LABEL_CLUSTER = 'io.cilium.k8s.policy.cluster';
 
 export interface PodLabelInput {
   podLabels: Readonly<Record<string, string>>;
@@ -24,7 +18,7 @@ export interface PodLabelInput {
 export function podEndpointLabels(input: PodLabelInput): LabelSet {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(input.podLabels)) if (!k.startsWith(CILIUM_LABEL_PREFIX)) out[k] = v;
-  for (const [k, v] of Object.entries(input.namespaceLabels)) out[`${POD_NAMESPACE_META_LABELS}.${k}`] = v;
+  for (const [k, v] of Object.entries(input.namespaceLabels)) out[`${NAMESPACE_LABELS_PREFIX}${k}`] = v;
   out[POD_NAMESPACE_LABEL] = input.namespace;
   if (input.serviceAccount) out[POLICY_LABEL_SERVICE_ACCOUNT] = input.serviceAccount;
   out[POLICY_LABEL_CLUSTER] = input.clusterName;

@@ -1,40 +1,14 @@
-// Reserved identities (pkg/identity/numericidentity.go), the entities of the policy language
-// (pkg/policy/api/entity.go) as selectors over their labels, and the labels of local-scope CIDR
-// identities (pkg/labels/cidr.go).
+// The entities of the policy language (pkg/policy/api/entity.go) as selectors over the reserved
+// identities' labels, and the labels of local-scope CIDR identities (pkg/labels/cidr.go).
 import type { Entity } from '../../../crds/gen/index.js';
 import { formatIPv4Prefix, type IPv4Prefix } from '../../../datapath/maps/ipv4.js';
+import { POLICY_LABEL_CLUSTER } from '../labels/keys.js';
 import { LabelSet, SOURCE_K8S, SOURCE_RESERVED } from '../labels/labels.js';
 import { EndpointSelector, type Requirement } from './selector.js';
-
-export const RESERVED_IDENTITIES = {
-  host: 1,
-  world: 2,
-  unmanaged: 3,
-  health: 4,
-  init: 5,
-  'remote-node': 6,
-  'kube-apiserver': 7,
-  ingress: 8,
-} as const;
-
-export type ReservedName = keyof typeof RESERVED_IDENTITIES;
-
-export const IDENTITY_WORLD = RESERVED_IDENTITIES.world;
-export const IDENTITY_HOST = RESERVED_IDENTITIES.host;
 
 /** Local-scope identities (CIDR) carry bit 24; the first is 2^24 | 1. */
 export const LOCAL_IDENTITY_FLAG = 1 << 24;
 export const SOURCE_CIDR = 'cidr';
-
-export const POD_NAMESPACE_LABEL = 'io.kubernetes.pod.namespace';
-export const NAMESPACE_LABELS_PREFIX = 'io.cilium.k8s.namespace.labels.';
-export const POLICY_CLUSTER_LABEL = 'io.cilium.k8s.policy.cluster';
-
-/** A reserved identity's labels; kube-apiserver's also carries remote-node, as upstream's. */
-export function reservedLabels(name: ReservedName): LabelSet {
-  const names: string[] = name === 'kube-apiserver' ? [name, 'remote-node'] : [name];
-  return new LabelSet(names.map((key) => ({ source: SOURCE_RESERVED, key, value: '' })));
-}
 
 export function isLocalScope(id: number): boolean {
   return (id & LOCAL_IDENTITY_FLAG) !== 0;
@@ -51,7 +25,7 @@ function reservedReq(name: string): Requirement {
  */
 export function entitySelectors(entity: Entity, clusterName: string): EndpointSelector[] {
   const reserved = (...names: string[]): EndpointSelector[] => names.map((n) => new EndpointSelector([reservedReq(n)]));
-  const clusterPods = new EndpointSelector([{ source: SOURCE_K8S, key: POLICY_CLUSTER_LABEL, operator: 'In', values: [clusterName] }]);
+  const clusterPods = new EndpointSelector([{ source: SOURCE_K8S, key: POLICY_LABEL_CLUSTER, operator: 'In', values: [clusterName] }]);
   const clusterReserved = reserved('host', 'remote-node', 'kube-apiserver', 'init', 'health', 'unmanaged', 'ingress');
   switch (entity) {
     case 'all':
@@ -62,7 +36,7 @@ export function entitySelectors(entity: Entity, clusterName: string): EndpointSe
     case 'cluster':
       return [...clusterReserved, clusterPods];
     case 'cluster-mesh':
-      return [...clusterReserved, new EndpointSelector([{ source: SOURCE_K8S, key: POLICY_CLUSTER_LABEL, operator: 'Exists', values: [] }])];
+      return [...clusterReserved, new EndpointSelector([{ source: SOURCE_K8S, key: POLICY_LABEL_CLUSTER, operator: 'Exists', values: [] }])];
     case 'host':
     case 'remote-node':
     case 'kube-apiserver':

@@ -14,8 +14,9 @@ import type {
 } from '../../../crds/gen/index.js';
 import { formatIPv4Prefix, type IPv4Prefix, parseIPv4Prefix } from '../../../datapath/maps/ipv4.js';
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, PORT_PROTOCOLS } from '../../../datapath/maps/protocols.js';
+import { NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL } from '../labels/keys.js';
 import { type Label, LabelSet, SOURCE_ANY, SOURCE_K8S, SOURCE_RESERVED } from '../labels/labels.js';
-import { cidrSelector, entitySelectors, NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL } from './identities.js';
+import { cidrSelector, entitySelectors } from './identities.js';
 import { type Direction, type FieldError, type ParsedPolicy, PolicyParseError, type PolicyKind, type PolicyRef, type PortSpec, type Rule, type RuleSection, type Unsupported } from './rule.js';
 import { EndpointSelector } from './selector.js';
 

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import type { CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy, Rule as CiliumRule } from '../../../crds/gen/index.js';
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../../datapath/maps/protocols.js';
-import { RESERVED_IDENTITIES } from './identities.js';
+import { RESERVED_IDENTITIES } from '../identity/reserved.js';
 import type { KubeNetworkPolicy } from './parse.js';
 import { PolicyRepository } from './repository.js';
 import { resolvePolicy, type ResolveOptions } from './resolve.js';

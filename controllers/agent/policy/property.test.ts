@@ -4,10 +4,10 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
 import type { CIDRRule, CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy, Entity, LabelSelector, LabelSelectorRequirement, PortRule, Rule } from '../../../crds/gen/index.js';
+import { policyAllows } from '../../../datapath/maps/lookup-model.js';
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../../datapath/maps/protocols.js';
+import { SINGLE_STACK_RESERVED } from '../identity/reserved.js';
 import type { LabelSet } from '../labels/labels.js';
-import { RESERVED_IDENTITIES } from './identities.js';
-import { policyAllows } from './lookup-model.js';
 import type { KubeNetworkPolicy } from './parse.js';
 import { type RefPacket, type RefPeer, type RefPolicy, referenceVerdict, type RefWorld } from './reference-evaluator.js';
 import { PolicyRepository } from './repository.js';
@@ -161,7 +161,7 @@ const packetArb = (podIds: number[]): fc.Arbitrary<{ ep: number; peer: { identit
   fc
     .record({
       ep: fc.constantFrom(...podIds),
-      peer: fc.oneof(fc.constantFrom(...podIds).map((identity) => ({ identity })), fc.constantFrom(...Object.values(RESERVED_IDENTITIES)).map((identity) => ({ identity })), fc.constantFrom(...IPS).map((ip) => ({ ip }))),
+      peer: fc.oneof(fc.constantFrom(...podIds).map((identity) => ({ identity })), fc.constantFrom(...SINGLE_STACK_RESERVED.map((r) => r.id)).map((identity) => ({ identity })), fc.constantFrom(...IPS).map((ip) => ({ ip }))),
       direction: fc.constantFrom('ingress' as const, 'egress' as const),
       protocol: fc.constantFrom(IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPPROTO_SCTP),
       port: fc.integer({ min: PORTS.min - 1, max: PORTS.max + 1 }),

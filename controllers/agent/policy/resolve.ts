@@ -2,8 +2,9 @@
 // expanded through the selector cache, named ports resolved, and the enforcement of each direction
 // as upstream's computePolicyEnforcementAndRules decides it. The result goes to Datapath.syncPolicy.
 import type { Enforcement, PolicyEntry } from '../../../datapath/types.js';
+import { IDENTITY_HOST } from '../identity/reserved.js';
 import { type LabelSet, SOURCE_RESERVED } from '../labels/labels.js';
-import { IDENTITY_HOST } from './identities.js';
+
 import type { PolicyRepository } from './repository.js';
 import type { Direction, PolicyRef, PortSpec, RuleSection, Unsupported } from './rule.js';
 

@@ -1,7 +1,7 @@
 // Upstream's SelectorCache: every selector some rule uses, with the identities it selects, kept
 // current as identities come and go, so resolving an endpoint never scans all identities.
+import { SINGLE_STACK_RESERVED } from '../identity/reserved.js';
 import type { LabelSet } from '../labels/labels.js';
-import { RESERVED_IDENTITIES, type ReservedName, reservedLabels } from './identities.js';
 import type { EndpointSelector } from './selector.js';
 
 interface Entry {
@@ -15,7 +15,7 @@ export class SelectorCache {
   private readonly selectors = new Map<string, Entry>();
 
   constructor() {
-    for (const [name, id] of Object.entries(RESERVED_IDENTITIES)) this.identities.set(id, reservedLabels(name as ReservedName));
+    for (const r of SINGLE_STACK_RESERVED) this.identities.set(r.id, r.labels);
   }
 
   labelsOf(id: number): LabelSet | undefined {

@@ -1,8 +1,8 @@
 // Test helpers shared by the policy engine's table and property tests: pod label sets as the agent
 // builds them, and the verdict of an endpoint's computed policy under the datapath's lookup model.
+import { ipcacheLookup, policyAllows } from '../../../datapath/maps/lookup-model.js';
 import type { IPCacheEntry } from '../../../datapath/types.js';
 import { LabelSet } from '../labels/labels.js';
-import { ipcacheLookup, policyAllows } from './lookup-model.js';
 import type { PolicyRepository } from './repository.js';
 import { type EndpointInput, resolvePolicy, type ResolveOptions } from './resolve.js';
 import type { Direction } from './rule.js';
