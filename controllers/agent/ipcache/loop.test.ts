@@ -1,0 +1,153 @@
+// The ipcache loop against a recording datapath and an in-memory API: which sources it syncs and
+// when, validation of what it reads, and a failing source.
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import type { CiliumEndpoint, CiliumNode } from '../../../crds/gen/index.js';
+import type { IPCacheEntry, IPCacheSource, SyncResult } from '../../../datapath/types.js';
+import type { ApiClient, RequestOptions, WatchEvent } from '../../runtime/apiclient.js';
+import { EventRecorder } from '../../runtime/events.js';
+import { newLogger } from '../../runtime/log.js';
+import { pollUntil } from '../../../test/envtest/poll.js';
+import { IPCacheLoop } from './loop.js';
+import { ciliumEndpointResource, ciliumNodeResource, InvalidObjectReporter, REASON_INVALID } from './resources.js';
+
+const log = newLogger('ipcache-loop-test', 'error');
+
+/** Lists what `items` holds per collection, streams what `push` sends, records POSTed events. */
+class MemoryApi implements ApiClient {
+  readonly posted: Record<string, unknown>[] = [];
+  private readonly watchers = new Map<string, (e: WatchEvent) => void>();
+  constructor(private readonly items: Record<string, unknown[]>) {}
+
+  request<T>(method: string, apiPath: string, opts?: RequestOptions): Promise<T> {
+    if (method === 'POST') {
+      this.posted.push(opts?.body as Record<string, unknown>);
+      return Promise.resolve({} as T);
+    }
+    const plural = new URL(apiPath, 'http://x').pathname.split('/').at(-1) as string;
+    return Promise.resolve({ metadata: { resourceVersion: '1' }, items: this.items[plural] ?? [] } as T);
+  }
+
+  watch(apiPath: string, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+    const plural = new URL(apiPath, 'http://x').pathname.split('/').at(-1) as string;
+    this.watchers.set(plural, onEvent);
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+
+  push(plural: string, event: WatchEvent): void {
+    const w = this.watchers.get(plural);
+    if (w === undefined) throw new Error(`no watch on ${plural}`);
+    w(event);
+  }
+}
+
+class RecordingDatapath {
+  readonly calls: [IPCacheSource, IPCacheEntry[]][] = [];
+  failing?: IPCacheSource;
+  syncIPCache(source: IPCacheSource, entries: readonly IPCacheEntry[]): Promise<SyncResult> {
+    this.calls.push([source, [...entries]]);
+    if (source === this.failing) return Promise.reject(new Error('map full'));
+    return Promise.resolve({ added: entries.length, updated: 0, removed: 0 });
+  }
+}
+
+const ownNode: CiliumNode = {
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumNode',
+  metadata: { name: 'n1', resourceVersion: '1', uid: 'u-n1' },
+  spec: { addresses: [{ type: 'InternalIP', ip: '192.168.0.1' }] },
+};
+
+function cep(name: string, ipv4: string, id: unknown, rv = '1'): CiliumEndpoint {
+  return {
+    apiVersion: 'cilium.io/v2',
+    kind: 'CiliumEndpoint',
+    metadata: { name, namespace: 'ns', resourceVersion: rv, uid: `u-${name}` },
+    status: { identity: { id: id as number }, networking: { addressing: [{ ipv4 }], node: 'n2' } },
+  };
+}
+
+describe('IPCacheLoop', function () {
+  let stop: AbortController;
+  let running: Promise<void>[];
+  let resources: { stop(): Promise<void> }[];
+  beforeEach(function () {
+    stop = new AbortController();
+    running = [];
+    resources = [];
+  });
+  afterEach(async function () {
+    stop.abort();
+    await Promise.all(running);
+    await Promise.all(resources.map((r) => r.stop()));
+  });
+
+  function startLoop(api: MemoryApi, dp: RecordingDatapath, cidrRows: IPCacheEntry[] = []) {
+    const events = new EventRecorder({ client: api, component: 'cilium-agent', logger: log });
+    const reporter = new InvalidObjectReporter(events);
+    const nodes = ciliumNodeResource('nodes', { client: api, logger: log }, reporter);
+    const endpoints = ciliumEndpointResource('endpoints', { client: api, logger: log }, reporter);
+    const registry = new Registry();
+    const loop = new IPCacheLoop({ nodeName: 'n1', datapath: dp, nodes, endpoints, cidrRows: () => cidrRows, reporter, registry, logger: log });
+    nodes.start();
+    endpoints.start();
+    resources.push(nodes, endpoints);
+    running.push(loop.start(stop.signal));
+    return { loop, registry };
+  }
+
+  it('syncs every source once, then only the source whose rows changed', async function () {
+    const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('a', '10.0.2.10', 1000)] });
+    const dp = new RecordingDatapath();
+    const cidr: IPCacheEntry[] = [];
+    const { loop, registry } = startLoop(api, dp, cidr);
+    await pollUntil('first sync of all four sources', () => dp.calls.length === 4, 5000);
+    expect(dp.calls.map(([s]) => s)).to.deep.equal(['local', 'node', 'endpoint', 'cidr']);
+    expect(dp.calls[0]?.[1]).to.deep.equal([{ prefix: '192.168.0.1/32', identity: 1 }]);
+    expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
+
+    api.push('ciliumendpoints', { type: 'MODIFIED', object: cep('a', '10.0.2.10', 2000, '2') as unknown as Record<string, unknown> });
+    await pollUntil('endpoint source resynced', () => dp.calls.length === 5, 5000);
+    expect(dp.calls[4]).to.deep.equal(['endpoint', [{ prefix: '10.0.2.10/32', identity: 2000 }]]);
+
+    cidr.push({ prefix: '10.0.0.0/8', identity: 16777217 });
+    loop.refresh();
+    await pollUntil('cidr source resynced', () => dp.calls.length === 6, 5000);
+    expect(dp.calls[5]?.[0]).to.equal('cidr');
+    loop.refresh();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(dp.calls, 'an unchanged recompute writes nothing').to.have.length(6);
+    const metrics = await registry.getSingleMetricAsString('cilium_ipcache_events_total');
+    expect(metrics).to.include('cilium_ipcache_events_total{type="upsert"} 4');
+  });
+
+  it('ignores a malformed object with one Warning event naming the field and keeps syncing', async function () {
+    const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('ok', '10.0.2.10', 1000), cep('typed', '10.0.2.11', 'x'), cep('addr', 'banana', 1001)] });
+    const dp = new RecordingDatapath();
+    const { loop } = startLoop(api, dp);
+    await pollUntil('first sync', () => dp.calls.length === 4, 5000);
+    expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
+    loop.refresh();
+    await pollUntil('two events', () => api.posted.length >= 2, 5000);
+    await new Promise((r) => setTimeout(r, 100));
+    const warnings = api.posted.map((e) => [(e.involvedObject as { name: string }).name, e.type, e.reason, e.message]);
+    expect(warnings).to.have.length(2, 'one event per object version, not per recompute');
+    expect(warnings).to.deep.include.members([
+      ['typed', 'Warning', REASON_INVALID, 'CiliumEndpoint ignored: status.identity.id: Invalid value: "x": must be of type integer'],
+      ['addr', 'Warning', REASON_INVALID, 'CiliumEndpoint ignored: status.networking.addressing[0].ipv4: "banana" is not an IPv4 address'],
+    ]);
+  });
+
+  it('syncs the other sources when one fails, counts the error and retries it', async function () {
+    const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('a', '10.0.2.10', 1000)] });
+    const dp = new RecordingDatapath();
+    dp.failing = 'node';
+    const { registry } = startLoop(api, dp);
+    await pollUntil('a retry of the failed source', () => dp.calls.filter(([s]) => s === 'node').length >= 2, 5000);
+    expect(dp.calls.slice(0, 4).map(([s]) => s)).to.deep.equal(['local', 'node', 'endpoint', 'cidr']);
+    expect(dp.calls.slice(4).every(([s]) => s === 'node'), 'only the failed source is retried').to.equal(true);
+    dp.failing = undefined;
+    const errors = await registry.getSingleMetricAsString('cilium_ipcache_errors_total');
+    expect(errors).to.match(/cilium_ipcache_errors_total\{type="upsert",error="unexpected"\} [1-9]/);
+  });
+});
