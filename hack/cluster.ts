@@ -14,6 +14,7 @@ import {
   stopControlPlane,
   type ControlPlaneRecord,
 } from './controlplane/controlplane.js';
+import { daemonStatus, startHostAgent, startOperator, stopDaemon, type DaemonRecord } from './cluster-daemons.js';
 import { apiRequest } from './controlplane/http.js';
 import { defaultBinDir, repoRoot } from './controlplane/paths.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from './controlplane/process.js';
@@ -78,8 +79,18 @@ const controlPlane: ClusterComponent<ControlPlaneRecord> = {
     `control plane: kube-apiserver ${record.serverUrl} (pid ${record.apiserver?.process.pid}), etcd ${record.etcd?.clientUrl} (pid ${record.etcd?.process.pid}), ${record.crds.length} CRDs, ready in ${(record.startMs / 1000).toFixed(1)}s`,
 };
 
-// Later issues add the operator and the agents here, after the control plane they need.
-const components: ClusterComponent<unknown>[] = [controlPlane];
+function daemonComponent(name: string, start: (ctx: ClusterContext) => Promise<DaemonRecord>): ClusterComponent<DaemonRecord> {
+  return {
+    name,
+    up: start,
+    status: (_ctx, record) => daemonStatus(name, record),
+    down: (_ctx, record) => stopDaemon(record),
+    describe: (_ctx, record) => `${name}: pid ${record.process.pid}, health ${record.healthUrl}, metrics ${record.metricsUrl}, log ${record.process.logPath}`,
+  };
+}
+
+// The operator assigns the podCIDR the host agent waits for, so it starts first.
+const components = [controlPlane, daemonComponent('operator', startOperator), daemonComponent('agent', startHostAgent)] as ClusterComponent<unknown>[];
 
 function statePath(ctx: ClusterContext): string {
   return path.join(ctx.clusterDir, 'state.json');

@@ -1,0 +1,133 @@
+// The operator and the host node's agent as components of `npm run cluster`: each runs its cmd/
+// entry point under tsx in the background, logs to .local/logs/, and is healthy when its
+// /healthz answers 200. The agent's pins and state live under paths `down` removes.
+import { mkdir, rm } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import path from 'node:path';
+import { BPFFS_ROOT } from '../datapath/linux/paths.js';
+import { freePorts } from './controlplane/ports.js';
+import { repoRoot } from './controlplane/paths.js';
+import { isRunning, logTail, startProcess, stopProcess, type ProcessRecord } from './controlplane/process.js';
+import { httpRequest } from './controlplane/http.js';
+
+export interface DaemonContext {
+  stateDir: string;
+  kubeconfigPath: string;
+}
+
+export interface DaemonRecord {
+  process: ProcessRecord;
+  healthUrl: string;
+  metricsUrl: string;
+  /** Directories the daemon owns, removed by `down` after it stopped. */
+  dirs: string[];
+}
+
+const READY_TIMEOUT_MS = 60_000;
+const POLL_MS = 250;
+
+/** The node name the local cluster's host agent registers as. */
+export function hostNodeName(): string {
+  return hostname().toLowerCase().replace(/[^a-z0-9.-]/g, '-');
+}
+
+async function healthStatus(url: string): Promise<{ status: number; body: string }> {
+  const res = await httpRequest(url);
+  return { status: res.status, body: res.body.trim().slice(0, 300) };
+}
+
+async function waitHealthy(name: string, record: ProcessRecord, url: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  let last = 'no answer yet';
+  while (Date.now() < deadline) {
+    if (!isRunning(record)) throw new Error(`${name} exited during start; log ${record.logPath}:\n${logTail(record.logPath)}`);
+    try {
+      const res = await healthStatus(url);
+      if (res.status === 200) return;
+      last = `HTTP ${res.status} ${res.body}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+  await stopProcess(record);
+  throw new Error(`${name} not healthy within ${READY_TIMEOUT_MS / 1000}s (${url}: ${last}); log ${record.logPath}:\n${logTail(record.logPath)}`);
+}
+
+async function startDaemon(ctx: DaemonContext, name: string, entry: string, args: string[], healthUrl: string, metricsUrl: string, dirs: string[]): Promise<DaemonRecord> {
+  const logDir = path.join(ctx.stateDir, 'logs');
+  await mkdir(logDir, { recursive: true });
+  const record = await startProcess({
+    name,
+    binary: process.execPath,
+    args: ['--import', 'tsx', path.join(repoRoot, 'cmd', entry), ...args],
+    logPath: path.join(logDir, `${name}.log`),
+    detached: true,
+  });
+  await waitHealthy(name, record, healthUrl);
+  return { process: record, healthUrl, metricsUrl, dirs };
+}
+
+export async function startOperator(ctx: DaemonContext): Promise<DaemonRecord> {
+  const [health, metrics] = await freePorts(2);
+  return startDaemon(
+    ctx,
+    'cilium-operator',
+    'cilium-operator.ts',
+    [
+      '--k8s-kubeconfig-path', ctx.kubeconfigPath,
+      '--operator-api-serve-addr', `127.0.0.1:${health}`,
+      '--operator-prometheus-serve-addr', `127.0.0.1:${metrics}`,
+    ],
+    `http://127.0.0.1:${health}/healthz`,
+    `http://127.0.0.1:${metrics}/metrics`,
+    [],
+  );
+}
+
+export async function startHostAgent(ctx: DaemonContext): Promise<DaemonRecord> {
+  const node = hostNodeName();
+  const nodeDir = path.join(ctx.stateDir, 'nodes', node);
+  const pinDir = path.join(BPFFS_ROOT, 'cilium-ts', node);
+  const stateDir = path.join(nodeDir, 'state');
+  await mkdir(stateDir, { recursive: true });
+  const [health, metrics] = await freePorts(2);
+  return startDaemon(
+    ctx,
+    `cilium-agent-${node}`,
+    'cilium-agent.ts',
+    [
+      '--node-name', node,
+      '--k8s-kubeconfig-path', ctx.kubeconfigPath,
+      '--bpf-pin-dir', pinDir,
+      '--state-dir', stateDir,
+      '--socket-path', path.join(nodeDir, 'cilium.sock'),
+      '--agent-health-port', String(health),
+      '--prometheus-serve-addr', `127.0.0.1:${metrics}`,
+    ],
+    `http://127.0.0.1:${health}/healthz`,
+    `http://127.0.0.1:${metrics}/metrics`,
+    [nodeDir, pinDir],
+  );
+}
+
+export async function daemonStatus(name: string, record: DaemonRecord): Promise<{ healthy: boolean; lines: string[] }> {
+  const running = isRunning(record.process);
+  const lines = [`${name}: ${running ? 'running' : 'NOT running'} (pid ${record.process.pid}, log ${record.process.logPath})`];
+  let healthy = false;
+  if (running) {
+    try {
+      const res = await healthStatus(record.healthUrl);
+      healthy = res.status === 200;
+      lines.push(`${record.healthUrl}: HTTP ${res.status} ${res.body}`);
+    } catch (err) {
+      lines.push(`${record.healthUrl}: ${(err as Error).message}`);
+    }
+  }
+  return { healthy, lines };
+}
+
+export async function stopDaemon(record: DaemonRecord): Promise<void> {
+  await stopProcess(record.process);
+  for (const dir of record.dirs) await rm(dir, { recursive: true, force: true });
+}
