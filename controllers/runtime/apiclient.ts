@@ -88,7 +88,10 @@ export function newApiClient(kubeConfig: KubeConfig): ApiClient {
   return {
     async request<T>(method: string, apiPath: string, ro: RequestOptions = {}): Promise<T> {
       const body = ro.body === undefined ? undefined : JSON.stringify(ro.body);
-      const headers: Record<string, string> = body === undefined ? {} : { 'Content-Type': ro.contentType ?? 'application/json' };
+      // Content-Length always: node:http frames no body of a DELETE on its own, and the apiserver
+      // then reads that body as the next request on the kept-alive connection (400 Bad Request).
+      const headers: Record<string, string> =
+        body === undefined ? {} : { 'Content-Type': ro.contentType ?? 'application/json', 'Content-Length': String(Buffer.byteLength(body)) };
       const { url, opts, client } = await open(method, apiPath, headers, ro.signal);
       const timeoutMs = ro.timeoutMs ?? defaultTimeoutMs;
       const what = `${method} ${apiPath}`;
