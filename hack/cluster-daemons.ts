@@ -1,14 +1,15 @@
 // The operator and the host node's agent as components of `npm run cluster`: each runs its cmd/
 // entry point under tsx in the background, logs to .local/logs/, and is healthy when its
 // /healthz answers 200. The agent's pins and state live under paths `down` removes.
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { BPFFS_ROOT } from '../datapath/linux/paths.js';
+import { loadKubeConfig } from './controlplane/controlplane.js';
 import { freePorts } from './controlplane/ports.js';
 import { repoRoot } from './controlplane/paths.js';
 import { isRunning, logTail, startProcess, stopProcess, type ProcessRecord } from './controlplane/process.js';
-import { httpRequest } from './controlplane/http.js';
+import { apiRequest, httpRequest } from './controlplane/http.js';
 
 export interface DaemonContext {
   stateDir: string;
@@ -24,6 +25,8 @@ export interface DaemonRecord {
 }
 
 const READY_TIMEOUT_MS = 60_000;
+// Every local node's pins live below this, so `down` can leave bpffs as it found it.
+const PIN_PARENT = path.join(BPFFS_ROOT, 'cilium-ts');
 const POLL_MS = 250;
 
 /** The node name the local cluster's host agent registers as. */
@@ -85,10 +88,21 @@ export async function startOperator(ctx: DaemonContext): Promise<DaemonRecord> {
   );
 }
 
+/**
+ * Registers the host as a core Node, as a kubelet would (the real-node issue brings one): the
+ * operator's node GC deletes a CiliumNode whose Node does not exist, as upstream's does.
+ */
+async function registerHostNode(ctx: DaemonContext, node: string): Promise<void> {
+  const body = JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { 'kubernetes.io/hostname': node } } });
+  const res = await apiRequest(loadKubeConfig(ctx.kubeconfigPath), '/api/v1/nodes', { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } });
+  if (res.status !== 201 && res.status !== 409) throw new Error(`register Node ${node}: HTTP ${res.status}: ${res.body.slice(0, 300)}`);
+}
+
 export async function startHostAgent(ctx: DaemonContext): Promise<DaemonRecord> {
   const node = hostNodeName();
+  await registerHostNode(ctx, node);
   const nodeDir = path.join(ctx.stateDir, 'nodes', node);
-  const pinDir = path.join(BPFFS_ROOT, 'cilium-ts', node);
+  const pinDir = path.join(PIN_PARENT, node);
   const stateDir = path.join(nodeDir, 'state');
   await mkdir(stateDir, { recursive: true });
   const [health, metrics] = await freePorts(2);
@@ -130,4 +144,6 @@ export async function daemonStatus(name: string, record: DaemonRecord): Promise<
 export async function stopDaemon(record: DaemonRecord): Promise<void> {
   await stopProcess(record.process);
   for (const dir of record.dirs) await rm(dir, { recursive: true, force: true });
+  // Left only when another node's pins are still in it.
+  await rmdir(PIN_PARENT).catch(() => undefined);
 }
