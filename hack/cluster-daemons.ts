@@ -1,6 +1,7 @@
 // The operator and the host node's agent as components of `npm run cluster`: each runs its cmd/
 // entry point under tsx in the background, logs to .local/logs/, and is healthy when its
 // /healthz answers 200. The agent's pins and state live under paths `down` removes.
+import { createHash } from 'node:crypto';
 import { mkdir, rm, rmdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
@@ -16,17 +17,28 @@ export interface DaemonContext {
   kubeconfigPath: string;
 }
 
+const logsDir = (ctx: DaemonContext): string => path.join(ctx.stateDir, 'logs');
+const nodesDir = (ctx: DaemonContext): string => path.join(ctx.stateDir, 'nodes');
+
 export interface DaemonRecord {
   process: ProcessRecord;
   healthUrl: string;
   metricsUrl: string;
-  /** Directories the daemon owns, removed by `down` after it stopped. */
+  /** What the daemon owns (its state, pins and log), removed by `down` after it stopped. */
   dirs: string[];
+  /** Shared parents, removed once the last daemon's entries are gone from them. */
+  parents: string[];
 }
 
 const READY_TIMEOUT_MS = 60_000;
-// Every local node's pins live below this, so `down` can leave bpffs as it found it.
-const PIN_PARENT = path.join(BPFFS_ROOT, 'cilium-ts');
+
+/**
+ * Where this cluster's nodes pin their maps: one directory per state dir, so two local clusters
+ * (a user's and a test's) never share pins, and `down` can leave bpffs as it found it.
+ */
+function pinParent(stateDir: string): string {
+  return path.join(BPFFS_ROOT, `cilium-ts-${createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 12)}`);
+}
 const POLL_MS = 250;
 
 /** The node name the local cluster's host agent registers as. */
@@ -57,8 +69,17 @@ async function waitHealthy(name: string, record: ProcessRecord, url: string): Pr
   throw new Error(`${name} not healthy within ${READY_TIMEOUT_MS / 1000}s (${url}: ${last}); log ${record.logPath}:\n${logTail(record.logPath)}`);
 }
 
-async function startDaemon(ctx: DaemonContext, name: string, entry: string, args: string[], healthUrl: string, metricsUrl: string, dirs: string[]): Promise<DaemonRecord> {
-  const logDir = path.join(ctx.stateDir, 'logs');
+async function startDaemon(
+  ctx: DaemonContext,
+  name: string,
+  entry: string,
+  args: string[],
+  healthUrl: string,
+  metricsUrl: string,
+  dirs: string[],
+  parents: string[],
+): Promise<DaemonRecord> {
+  const logDir = logsDir(ctx);
   await mkdir(logDir, { recursive: true });
   const record = await startProcess({
     name,
@@ -68,7 +89,7 @@ async function startDaemon(ctx: DaemonContext, name: string, entry: string, args
     detached: true,
   });
   await waitHealthy(name, record, healthUrl);
-  return { process: record, healthUrl, metricsUrl, dirs };
+  return { process: record, healthUrl, metricsUrl, dirs: [...dirs, record.logPath], parents: [...parents, logDir] };
 }
 
 export async function startOperator(ctx: DaemonContext): Promise<DaemonRecord> {
@@ -84,6 +105,7 @@ export async function startOperator(ctx: DaemonContext): Promise<DaemonRecord> {
     ],
     `http://127.0.0.1:${health}/healthz`,
     `http://127.0.0.1:${metrics}/metrics`,
+    [],
     [],
   );
 }
@@ -101,8 +123,8 @@ async function registerHostNode(ctx: DaemonContext, node: string): Promise<void>
 export async function startHostAgent(ctx: DaemonContext): Promise<DaemonRecord> {
   const node = hostNodeName();
   await registerHostNode(ctx, node);
-  const nodeDir = path.join(ctx.stateDir, 'nodes', node);
-  const pinDir = path.join(PIN_PARENT, node);
+  const nodeDir = path.join(nodesDir(ctx), node);
+  const pinDir = path.join(pinParent(ctx.stateDir), node);
   const stateDir = path.join(nodeDir, 'state');
   await mkdir(stateDir, { recursive: true });
   const [health, metrics] = await freePorts(2);
@@ -122,6 +144,7 @@ export async function startHostAgent(ctx: DaemonContext): Promise<DaemonRecord> 
     `http://127.0.0.1:${health}/healthz`,
     `http://127.0.0.1:${metrics}/metrics`,
     [nodeDir, pinDir],
+    [nodesDir(ctx), pinParent(ctx.stateDir)],
   );
 }
 
@@ -144,6 +167,6 @@ export async function daemonStatus(name: string, record: DaemonRecord): Promise<
 export async function stopDaemon(record: DaemonRecord): Promise<void> {
   await stopProcess(record.process);
   for (const dir of record.dirs) await rm(dir, { recursive: true, force: true });
-  // Left only when another node's pins are still in it.
-  await rmdir(PIN_PARENT).catch(() => undefined);
+  // A parent stays while another daemon's entries are still in it.
+  for (const dir of record.parents) await rmdir(dir).catch(() => undefined);
 }

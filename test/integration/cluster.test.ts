@@ -15,9 +15,10 @@ import { readCrdDir } from '../../hack/controlplane/crds.js';
 import { crdDir, defaultBinDir, repoRoot } from '../../hack/controlplane/paths.js';
 import { pollUntil } from '../envtest/poll.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../../hack/controlplane/process.js';
+import type { DaemonRecord } from '../../hack/cluster-daemons.js';
 
 interface RecordedState {
-  components: { 'control-plane'?: ControlPlaneRecord };
+  components: { 'control-plane'?: ControlPlaneRecord; operator?: DaemonRecord; agent?: DaemonRecord };
 }
 
 describe('npm run cluster', function () {
@@ -40,7 +41,8 @@ describe('npm run cluster', function () {
     const state = JSON.parse(await readFile(path.join(stateDir, 'cluster', 'state.json'), 'utf8')) as RecordedState;
     const record = state.components['control-plane'];
     if (record === undefined) throw new Error(`no control-plane in ${stateDir}/cluster/state.json`);
-    return processesOf(record);
+    const daemons = [state.components.operator, state.components.agent].flatMap((d) => (d === undefined ? [] : [d.process]));
+    return [...processesOf(record), ...daemons];
   }
 
   function kubectl(args: string[]): Promise<CommandResult> {
@@ -54,7 +56,7 @@ describe('npm run cluster', function () {
   after(async function () {
     // A failed test may leave the detached processes running; down, then make sure.
     if (existsSync(path.join(stateDir, 'cluster', 'state.json'))) await cluster('down');
-    for (const pid of pidsMentioning(stateDir, servers)) await stopPid(pid, `leftover of ${stateDir}`);
+    for (const pid of pidsMentioning(stateDir)) await stopPid(pid, `leftover of ${stateDir}`);
     await rm(stateDir, { recursive: true, force: true });
   });
 
@@ -65,7 +67,8 @@ describe('npm run cluster', function () {
     expect(up.stdout).to.include(`${stateDir}/bin/kubectl get crds`);
     // The command has exited; what it started keeps running.
     const processes = await recordedProcesses();
-    expect(processes.map((p) => p.name)).to.have.members(['etcd', 'kube-apiserver']);
+    expect(processes.map((p) => p.name)).to.include.members(['etcd', 'kube-apiserver', 'cilium-operator']);
+    expect(processes.filter((p) => p.name.startsWith('cilium-agent-'))).to.have.length(1);
     expect(processes.every(isRunning)).to.equal(true);
     const crds = await kubectl(['get', 'crds', '-o', 'name']);
     expect(crds.code, crds.stderr).to.equal(0);
@@ -88,6 +91,8 @@ describe('npm run cluster', function () {
     expect(status.stdout).to.match(/etcd: running \(pid \d+/);
     expect(status.stdout).to.match(/kube-apiserver: running \(pid \d+/);
     expect(status.stdout).to.match(/readyz: HTTP 200 ok/);
+    expect(status.stdout).to.match(/operator: .*healthz: HTTP 200/);
+    expect(status.stdout).to.match(/agent: .*healthz: HTTP 200/);
   });
 
   it('status reports a dead apiserver, and up replaces the broken cluster', async function () {
