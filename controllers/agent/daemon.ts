@@ -1,0 +1,326 @@
+// cilium-agent assembled from its loaded options: the watches, the datapath, the identity
+// allocator, the endpoint manager and the policy, node and ipcache loops, with /healthz on
+// agent-health-port and metrics on prometheus-serve-addr. The entry point (cmd/cilium-agent.ts)
+// and the tests build it here, so what the tests run is what ships.
+//
+// Start order: watches synced → policy repository primed from them → endpoints restored (each
+// with the policy it had) → loops. A restored endpoint is never synced against an empty
+// repository, which would open what its policy closed. Stop: loops and watches end, the datapath
+// closes; endpoints, programs and pins stay, so enforcement carries on until the next start.
+import { networkInterfaces } from 'node:os';
+import path from 'node:path';
+import { isDeepStrictEqual } from 'node:util';
+import { KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
+import type { IPCacheEntry } from '../../datapath/types.js';
+import type { AgentConfig } from '../config/agent.js';
+import { listenAddress } from '../operator/operator.js';
+import { newApiClient, type ApiClient } from '../runtime/apiclient.js';
+import { EventRecorder } from '../runtime/events.js';
+import { namespaces as namespaceType, pods as podType, type KubeObject } from '../runtime/kinds.js';
+import { newLogger, type Logger } from '../runtime/log.js';
+import { Manager } from '../runtime/manager.js';
+import { Resource } from '../runtime/resource.js';
+import { DeferredIpam } from './daemon/deferred-ipam.js';
+import { ciliumEndpointWriter, namespaceSource, podSource } from './daemon/sources.js';
+import { EndpointManager, type RestoreReport } from './endpoint/manager.js';
+import { EndpointStateStore } from './endpoint/state-store.js';
+import { identityLabels } from './identity/cilium-identity.js';
+import { CrdIdentityAllocator } from './identity/crd-allocator.js';
+import { IPCacheLoop } from './ipcache/loop.js';
+import { ciliumEndpointResource, ciliumNodeResource, InvalidObjectReporter } from './ipcache/resources.js';
+import { buildLabelFilter } from './labels/filter.js';
+import { registerStateGauges } from './metrics.js';
+import { NodeRegistration } from './node/registration.js';
+import { ciliumEndpointNamedPorts, PolicyLoop } from './policy/loop.js';
+import { RealizedReportWriter } from './policy/loop-report.js';
+import { policyResourceList, policyResources, type PolicyResources } from './policy/loop-resources.js';
+import { LOCAL_IDENTITY_FLAG, type PolicyEnforcementMode, RESERVED_IDENTITIES } from './policy/index.js';
+
+export const COMPONENT = 'cilium-agent';
+
+const LABEL_KEY_INDEX = 'security-labels';
+
+export interface AgentDaemonOptions {
+  config: AgentConfig;
+  logger?: Logger;
+  /** The address other nodes reach this one at (CiliumNode InternalIP); default this host's first non-loopback IPv4. */
+  nodeIP?: string;
+}
+
+function firstHostIPv4(): string {
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
+  }
+  return '127.0.0.1';
+}
+
+function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromCluster();
+  return kc;
+}
+
+export class AgentDaemon {
+  readonly registry = new Registry();
+  readonly manager: Manager;
+  readonly endpoints: EndpointManager;
+  readonly policy: PolicyLoop;
+  readonly node: NodeRegistration;
+  readonly ipcache: IPCacheLoop;
+  readonly policyReport: RealizedReportWriter;
+  readonly resources: PolicyResources & { pods: Resource<V1Pod>; namespaces: Resource<V1Namespace> };
+  /** What the start restored, once it has. */
+  restoreReport?: RestoreReport;
+  private readonly log: Logger;
+  private readonly ipam = new DeferredIpam();
+  private metricsManager?: Manager;
+
+  private constructor(
+    private readonly opts: AgentDaemonOptions,
+    readonly client: ApiClient,
+    kubeConfig: KubeConfig,
+    readonly datapath: LinuxDatapath,
+    log: Logger,
+  ) {
+    const config = opts.config;
+    const nodeName = config['node-name'];
+    this.log = log;
+    const events = new EventRecorder({ client, component: COMPONENT, instance: nodeName, logger: log });
+    const reporter = new InvalidObjectReporter(events);
+    const policyRes = policyResources({ client, reporter, logger: log });
+    const pods = new Resource<V1Pod>({ name: 'pods', client, type: podType, fieldSelector: `spec.nodeName=${nodeName}`, logger: log });
+    const namespaces = new Resource<V1Namespace>({ name: 'namespaces', client, type: namespaceType, logger: log });
+    this.resources = { ...policyRes, pods, namespaces };
+    const ciliumNodes = ciliumNodeResource('ciliumnodes', { client, events, logger: log }, reporter);
+    const ceps = ciliumEndpointResource('ciliumendpoints', { client, events, logger: log }, reporter);
+
+    policyRes.identities.store.addIndex(LABEL_KEY_INDEX, (ci) => [identityLabels(ci).key]);
+    const allocator = new CrdIdentityAllocator(kubeConfig, {
+      clusterId: config['cluster-id'],
+      lookup: (key) => policyRes.identities.store.byIndex(LABEL_KEY_INDEX, key)[0],
+    });
+
+    let cidrRows: readonly IPCacheEntry[] = [];
+    this.ipcache = new IPCacheLoop({
+      nodeName,
+      datapath,
+      nodes: ciliumNodes,
+      endpoints: ceps,
+      cidrRows: () => cidrRows,
+      localEndpoints: () => this.endpoints.list().map((e) => ({ ipv4: e.ipv4, identity: e.identity })),
+      reporter,
+      registry: this.registry,
+      logger: log,
+    });
+    this.policy = new PolicyLoop({
+      resources: policyRes,
+      clusterName: config['cluster-name'],
+      mode: config['enable-policy'] as PolicyEnforcementMode,
+      clusterNamedPorts: () => ciliumEndpointNamedPorts(ceps.store.list()),
+      // Written here at once so the policy loop can order rows and regenerations; the ipcache
+      // loop keeps the same rows as its `cidr` source.
+      ipcache: async (rows) => {
+        cidrRows = rows;
+        await datapath.syncIPCache('cidr', rows);
+        this.ipcache.refresh();
+      },
+      events,
+      onRealized: () => this.policyReport.refresh(),
+      registry: this.registry,
+      logger: log,
+    });
+
+    const { filter, warnings } = buildLabelFilter({ labels: config.labels, labelPrefixFile: config['label-prefix-file'] });
+    for (const w of warnings) log.warn('identity label prefixes', { warning: w });
+    this.endpoints = new EndpointManager({
+      pods: podSource(client, pods, podType),
+      namespaces: namespaceSource(client, namespaces, namespaceType),
+      identities: allocator,
+      datapath,
+      policy: this.policy.policySource(),
+      ceps: ciliumEndpointWriter(client),
+      store: new EndpointStateStore(path.join(config['state-dir'], 'endpoints')),
+      ipam: this.ipam,
+      nodeName,
+      clusterName: config['cluster-name'],
+      labelFilter: filter,
+      logger: log,
+    });
+    this.policy.bindEndpoints(this.endpoints);
+    this.node = new NodeRegistration({ client, nodeName, nodeIP: opts.nodeIP ?? firstHostIPv4(), events, registry: this.registry, logger: log });
+    this.policyReport = new RealizedReportWriter({ client, nodeName, node: this.node.resource, report: () => this.policy.realized(), registry: this.registry, logger: log });
+
+    registerStateGauges(this.registry, {
+      endpointStates: () => {
+        const out: Record<string, number> = {};
+        for (const ep of this.endpoints.list()) out[ep.state] = (out[ep.state] ?? 0) + 1;
+        return out;
+      },
+      identities: () => {
+        const global = policyRes.identities.store.size;
+        const local = this.policy.repo.selectorCache.identityIds().filter((id) => (id & LOCAL_IDENTITY_FLAG) !== 0).length;
+        return { cluster_local: global, node_local: local, reserved: Object.keys(RESERVED_IDENTITIES).length };
+      },
+    });
+
+    this.manager = new Manager({ name: COMPONENT, registry: this.registry, logger: log, health: { host: '127.0.0.1', port: config['agent-health-port'] } });
+    for (const r of [...this.watches(), ciliumNodes, ceps, this.node.resource] as Resource<KubeObject>[]) this.manager.addResource(r);
+    this.manager.add('agent', (signal) => this.run(signal));
+    const metricsAddr = config['prometheus-serve-addr'];
+    if (metricsAddr !== '') this.manager.add('metrics-server', (signal) => this.serveMetrics(metricsAddr, signal));
+  }
+
+  /** Opens the datapath and builds every part; nothing runs until start(). */
+  static async open(opts: AgentDaemonOptions): Promise<AgentDaemon> {
+    const log = opts.logger ?? newLogger(COMPONENT);
+    const kubeConfig = loadKubeConfig(opts.config['k8s-kubeconfig-path']);
+    const client = newApiClient(kubeConfig);
+    const datapath = await LinuxDatapath.open({ bpffsDir: opts.config['bpf-pin-dir'], logger: log });
+    try {
+      return new AgentDaemon(opts, client, kubeConfig, datapath, log);
+    } catch (err) {
+      await datapath.close();
+      throw err;
+    }
+  }
+
+  /** Where /healthz (and /metrics) answer, once started. */
+  get healthAddress() {
+    return this.manager.healthAddress;
+  }
+
+  /** Where prometheus-serve-addr answers, once started. */
+  get metricsAddress() {
+    return this.metricsManager?.healthAddress;
+  }
+
+  /** Stops on SIGTERM/SIGINT of the process; returns the function removing the handlers. */
+  handleSignals(): () => void {
+    return this.manager.handleSignals();
+  }
+
+  stop(): void {
+    this.manager.stop();
+  }
+
+  /** Runs until stop() or a signal; resolves after the datapath is closed (endpoints and pins stay). */
+  async start(): Promise<void> {
+    this.log.info('starting', { node: this.opts.config['node-name'], pinDir: this.datapath.bpffsDir, stateDir: this.opts.config['state-dir'] });
+    try {
+      await this.manager.start();
+    } finally {
+      await this.datapath.close();
+      this.log.info('datapath closed; endpoints keep enforcing');
+    }
+  }
+
+  private async run(signal: AbortSignal): Promise<void> {
+    const waits = this.watches().map((r) => r.waitForSync(signal));
+    try {
+      await Promise.all(waits);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
+    }
+    await this.policy.prime();
+    this.restoreReport = await this.endpoints.restore();
+    this.watchLabels(signal);
+    await Promise.all([
+      this.bindIpamWhenReady(signal),
+      this.policy.start(signal),
+      this.policyReport.start(signal),
+      this.ipcache.start(signal),
+      this.node.start(signal),
+    ]);
+  }
+
+  /** The watches the start waits for: what the policy repository and the endpoints read. */
+  private watches(): Resource<KubeObject>[] {
+    const { pods, namespaces } = this.resources;
+    return [...policyResourceList(this.resources), pods, namespaces] as Resource<KubeObject>[];
+  }
+
+  /**
+   * Pod and namespace label changes move endpoints to the identity of their new labels after
+   * identity-change-grace-period, as upstream waits for the new identity to reach the other nodes.
+   * Changes within the period fold into one relabel; the handlers end with `signal`.
+   */
+  private watchLabels(signal: AbortSignal): void {
+    const graceMs = this.opts.config['identity-change-grace-period'];
+    const pending = new Map<string, NodeJS.Timeout>();
+    const relabel = (what: string, work: () => Promise<unknown>) => {
+      if (pending.has(what) || signal.aborted) return;
+      const timer = setTimeout(() => {
+        pending.delete(what);
+        void work().catch((err: Error) => this.log.warn('endpoint relabel failed', { object: what, error: err.message }));
+      }, graceMs);
+      pending.set(what, timer);
+    };
+    const labelsChanged = (o: KubeObject, n: KubeObject) => !isDeepStrictEqual(o.metadata?.labels, n.metadata?.labels);
+    const unsubscribe = [
+      this.resources.pods.on({
+        update: (o, n) => {
+          if (!labelsChanged(o, n)) return;
+          const ns = n.metadata?.namespace ?? '';
+          const name = n.metadata?.name ?? '';
+          relabel(`pod ${ns}/${name}`, () => this.endpoints.updateLabels(ns, name));
+        },
+      }),
+      this.resources.namespaces.on({
+        update: (o, n) => {
+          if (!labelsChanged(o, n)) return;
+          const name = n.metadata?.name ?? '';
+          relabel(`namespace ${name}`, () => this.endpoints.updateNamespace(name));
+        },
+      }),
+    ];
+    signal.addEventListener(
+      'abort',
+      () => {
+        for (const u of unsubscribe) u();
+        for (const t of pending.values()) clearTimeout(t);
+      },
+      { once: true },
+    );
+  }
+
+  private async bindIpamWhenReady(signal: AbortSignal): Promise<void> {
+    try {
+      await this.node.waitForPodCIDR(signal);
+    } catch (err) {
+      if (signal.aborted) return;
+      throw err;
+    }
+    // Claims one by one when the batch fails (e.g. the podCIDR changed): every address that fits
+    // the pool is kept from new allocations, the others are named.
+    const claimed = this.ipam.claimed();
+    try {
+      this.node.restore(claimed);
+    } catch {
+      for (const [ip, a] of Object.entries(claimed)) {
+        try {
+          this.node.restore({ [ip]: a });
+        } catch (err) {
+          this.log.error('restored endpoint address not in the node pool', { ip, owner: a.owner, error: (err as Error).message });
+        }
+      }
+    }
+    this.ipam.bind(this.node.ipam());
+    this.log.info('IPAM ready', { podCIDR: (await this.node.waitForPodCIDR()).podCIDR });
+  }
+
+  // A second server for prometheus-serve-addr, as upstream serves metrics apart from health.
+  private async serveMetrics(addr: string, signal: AbortSignal): Promise<void> {
+    const at = listenAddress(addr);
+    const m = new Manager({ name: `${COMPONENT}-metrics`, registry: this.registry, logger: this.log, health: { host: at.host ?? '0.0.0.0', port: at.port } });
+    this.metricsManager = m;
+    const running = m.start();
+    const stop = () => m.stop();
+    if (signal.aborted) stop();
+    else signal.addEventListener('abort', stop, { once: true });
+    await running;
+  }
+}

@@ -1,0 +1,250 @@
+// The policy loop against an in-memory API and recording endpoints: which endpoints a change
+// regenerates, refused versions, identities joining peers, the order of ipcache rows and
+// regenerations, and retries of failed regenerations.
+import { expect } from 'chai';
+import { Registry } from 'prom-client';
+import type { CiliumIdentity, CiliumNetworkPolicy } from '../../../crds/gen/index.js';
+import type { IPCacheEntry } from '../../../datapath/types.js';
+import type { ApiClient, RequestOptions, WatchEvent } from '../../runtime/apiclient.js';
+import { EventRecorder } from '../../runtime/events.js';
+import { newLogger } from '../../runtime/log.js';
+import { seriesValue } from '../../runtime/metrics.js';
+import { pollUntil } from '../../../test/envtest/poll.js';
+import type { EndpointRecord } from '../endpoint/endpoint.js';
+import type { ComputedPolicy, EndpointPolicySource } from '../endpoint/manager.js';
+import { endpointRecord } from '../endpoint/testing.js';
+import { ciliumEndpointNamedPorts, PolicyLoop, REASON_POLICY_INVALID, type PolicyEndpoints } from './loop.js';
+import { policyResourceList, policyResources } from './loop-resources.js';
+
+const log = newLogger('policy-loop-unit', 'error');
+
+/** Collections by plural: lists serve `objects`, watches get what `emit` sends; POSTs (events) are kept. */
+class InMemoryApi implements ApiClient {
+  readonly events: { reason: string; message: string }[] = [];
+  private readonly streams = new Map<string, (e: WatchEvent) => void>();
+  constructor(private readonly objects: Record<string, unknown[]> = {}) {}
+
+  private static plural(apiPath: string): string {
+    return new URL(apiPath, 'http://api').pathname.split('/').pop() ?? '';
+  }
+
+  request<T>(method: string, apiPath: string, opts?: RequestOptions): Promise<T> {
+    if (method === 'POST') this.events.push(opts?.body as { reason: string; message: string });
+    const items = this.objects[InMemoryApi.plural(apiPath)] ?? [];
+    return Promise.resolve((method === 'GET' ? { metadata: { resourceVersion: '1' }, items } : {}) as T);
+  }
+
+  watch(apiPath: string, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
+    this.streams.set(InMemoryApi.plural(apiPath), onEvent);
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+
+  async emit(plural: string, type: WatchEvent['type'], object: object): Promise<void> {
+    await pollUntil(`a watch on ${plural}`, () => this.streams.has(plural), 2_000);
+    this.streams.get(plural)?.({ type, object: object as Record<string, unknown> });
+  }
+}
+
+/** Endpoints that regenerate by computing their policy; `failures` makes the next ones throw. */
+class RecordingEndpoints implements PolicyEndpoints {
+  readonly journal: string[] = [];
+  readonly policies = new Map<number, ComputedPolicy>();
+  failures = 0;
+  source?: EndpointPolicySource;
+  constructor(private readonly records: EndpointRecord[]) {}
+
+  list(): EndpointRecord[] {
+    return this.records;
+  }
+
+  async regenerate(id: number): Promise<void> {
+    if (this.failures > 0) {
+      this.failures--;
+      this.journal.push(`fail ${id}`);
+      throw new Error('map write failed');
+    }
+    const ep = this.records.find((r) => r.id === id) as EndpointRecord;
+    this.policies.set(id, await (this.source as EndpointPolicySource).compute(ep));
+    this.journal.push(`regenerate ${id}`);
+  }
+}
+
+const NS = 'default';
+const identity = (id: number, app: string, rv = '1'): CiliumIdentity => ({
+  apiVersion: 'cilium.io/v2',
+  kind: 'CiliumIdentity',
+  metadata: { name: String(id), resourceVersion: rv },
+  'security-labels': { 'k8s:app': app, 'k8s:io.kubernetes.pod.namespace': NS },
+});
+const labelsOf = (app: string) => [`k8s:app=${app}`, `k8s:io.kubernetes.pod.namespace=${NS}`];
+
+function policy(rv: string, spec: CiliumNetworkPolicy['spec']): CiliumNetworkPolicy {
+  return { apiVersion: 'cilium.io/v2', kind: 'CiliumNetworkPolicy', metadata: { name: 'p', namespace: NS, uid: 'uid-p', resourceVersion: rv, generation: Number(rv) }, spec };
+}
+const webFromClient = (port: string, endPort?: number) =>
+  policy(endPort === undefined ? '10' : '11', {
+    endpointSelector: { matchLabels: { app: 'web' } },
+    ingress: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port, protocol: 'TCP', ...(endPort === undefined ? {} : { endPort }) }] }] }],
+  });
+
+describe('PolicyLoop', () => {
+  let api: InMemoryApi;
+  let endpoints: RecordingEndpoints;
+  let loop: PolicyLoop;
+  let registry: Registry;
+  let ipcache: IPCacheEntry[][];
+  let stop: AbortController;
+  let running: Promise<void>;
+  let stopResources: () => Promise<void>;
+  let reports: (string | undefined)[];
+
+  beforeEach(async () => {
+    api = new InMemoryApi({ ciliumidentities: [identity(1001, 'web'), identity(1002, 'db'), identity(1003, 'client')] });
+    endpoints = new RecordingEndpoints([
+      endpointRecord(1, { identity: 1001, identityLabels: labelsOf('web') }),
+      endpointRecord(2, { identity: 1002, identityLabels: labelsOf('db') }),
+    ]);
+    registry = new Registry();
+    ipcache = [];
+    reports = [];
+    const resources = policyResources({ client: api, logger: log });
+    const events = new EventRecorder({ client: api, component: 'cilium-agent', logger: log });
+    loop = new PolicyLoop({
+      resources,
+      events,
+      registry,
+      logger: log,
+      onRealized: () => reports.push(loop.realized().get('uid-p')?.error),
+      ipcache: (rows) => {
+        ipcache.push([...rows]);
+        endpoints.journal.push(`ipcache ${rows.map((r) => r.prefix).join(',')}`);
+        return Promise.resolve();
+      },
+    });
+    endpoints.source = loop.policySource();
+    loop.bindEndpoints(endpoints);
+    const all = policyResourceList(resources);
+    for (const r of all) r.start();
+    stopResources = async () => void (await Promise.all(all.map((r) => r.stop())));
+    await Promise.all(all.map((r) => r.waitForSync()));
+    await loop.prime();
+    stop = new AbortController();
+    running = loop.start(stop.signal);
+  });
+  afterEach(async () => {
+    stop.abort();
+    await running;
+    await stopResources();
+  });
+
+  const settled = (what: string, check: () => boolean) => pollUntil(what, () => check() && loop.controller.queue.len() === 0, 3_000);
+  const ingressOf = (id: number) => (endpoints.policies.get(id)?.entries ?? []).filter((e) => e.direction === 'ingress').map((e) => `${e.identity}/${e.protocol}/${e.port}`);
+
+  it('recomputes only the endpoints a policy selects, and again when an identity joins its peers', async () => {
+    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await settled('web regenerated', () => endpoints.journal.includes('regenerate 1'));
+    expect(endpoints.journal).to.deep.equal(['regenerate 1']);
+    expect(ingressOf(1)).to.have.members(['1003/6/80', '1/0/0']);
+    expect(endpoints.policies.get(1)?.enforcement).to.deep.equal({ ingress: true, egress: false });
+
+    endpoints.journal.length = 0;
+    await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
+    await settled('web regenerated for the new peer', () => endpoints.journal.includes('regenerate 1'));
+    expect(endpoints.journal).to.deep.equal(['regenerate 1']);
+    expect(ingressOf(1)).to.include('1004/6/80');
+
+    endpoints.journal.length = 0;
+    await api.emit('ciliumidentities', 'DELETED', identity(1004, 'client'));
+    await settled('web regenerated without the peer', () => endpoints.journal.includes('regenerate 1'));
+    expect(ingressOf(1)).to.not.include('1004/6/80');
+    expect(await seriesValue(registry, 'cilium_policy_implementation_delay', { source: 'k8s' }, 'cilium_policy_implementation_delay_count')).to.equal(1);
+  });
+
+  it('refuses an invalid version with a Warning naming the field and keeps the previous version', async () => {
+    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await settled('version 1 enforced', () => endpoints.journal.includes('regenerate 1'));
+    endpoints.journal.length = 0;
+
+    await api.emit('ciliumnetworkpolicies', 'MODIFIED', webFromClient('8080', 70));
+    await pollUntil('the Warning event', () => api.events.length > 0, 3_000);
+    expect(api.events.map((e) => e.reason)).to.deep.equal([REASON_POLICY_INVALID]);
+    expect(api.events[0]?.message).to.match(/^CiliumNetworkPolicy default\/p refused, its previous version stays in force: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.endPort: /);
+    expect(endpoints.journal, 'nothing regenerated').to.deep.equal([]);
+    const kept = loop.repo.get({ kind: 'CiliumNetworkPolicy', namespace: NS, name: 'p' });
+    expect(kept?.rules[0]?.sections[0]?.ports).to.deep.equal([{ protocol: 6, port: 80 }]);
+    expect(await seriesValue(registry, 'cilium_policy_change_total', { outcome: 'fail' })).to.equal(1);
+  });
+
+  it('puts CIDR identities into the ipcache before any endpoint uses them and removes them after', async () => {
+    const cidr = policy('20', { endpointSelector: { matchLabels: { app: 'db' } }, egress: [{ toCIDR: ['192.0.2.0/24'] }] });
+    await api.emit('ciliumnetworkpolicies', 'ADDED', cidr);
+    await settled('db regenerated', () => endpoints.journal.includes('regenerate 2'));
+    expect(endpoints.journal).to.deep.equal(['ipcache 192.0.2.0/24', 'regenerate 2']);
+    const cidrId = ipcache[0]?.[0]?.identity as number;
+    expect((endpoints.policies.get(2)?.entries ?? []).some((e) => e.direction === 'egress' && e.identity === cidrId)).to.equal(true);
+
+    endpoints.journal.length = 0;
+    await api.emit('ciliumnetworkpolicies', 'DELETED', cidr);
+    await settled('db regenerated, rows gone', () => endpoints.journal.length === 2);
+    expect(endpoints.journal).to.deep.equal(['regenerate 2', 'ipcache ']);
+  });
+
+  it('takes Kubernetes NetworkPolicies too', async () => {
+    await api.emit('networkpolicies', 'ADDED', {
+      apiVersion: 'networking.k8s.io/v1',
+      kind: 'NetworkPolicy',
+      metadata: { name: 'knp', namespace: NS, uid: 'uid-knp', resourceVersion: '30' },
+      spec: { podSelector: { matchLabels: { app: 'db' } }, policyTypes: ['Ingress'], ingress: [{ from: [{ podSelector: { matchLabels: { app: 'web' } } }], ports: [{ port: 5432 }] }] },
+    });
+    await settled('db regenerated', () => endpoints.journal.includes('regenerate 2'));
+    expect(endpoints.journal).to.deep.equal(['regenerate 2']);
+    expect(ingressOf(2)).to.have.members(['1001/6/5432', '1/0/0']);
+  });
+
+  it('reports per policy uid the generation it took in, and why it is not (fully) enforced', async () => {
+    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await settled('version 10 realized', () => loop.realized().size === 1);
+    expect([...loop.realized()]).to.deep.equal([['uid-p', { generation: 10 }]]);
+    expect(reports).to.deep.equal([undefined]);
+
+    await api.emit('ciliumnetworkpolicies', 'MODIFIED', webFromClient('8080', 70));
+    await settled('version 11 refused', () => loop.realized().get('uid-p')?.generation === 11);
+    expect(loop.realized().get('uid-p')?.error).to.match(/^CiliumNetworkPolicy default\/p refused, its previous version stays in force: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.endPort/);
+
+    const l7 = policy('12', {
+      endpointSelector: { matchLabels: { app: 'web' } },
+      ingress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{ method: 'GET' }] } }] }],
+    });
+    await api.emit('ciliumnetworkpolicies', 'MODIFIED', l7);
+    await settled('version 12 realized in part', () => loop.realized().get('uid-p')?.generation === 12);
+    expect(loop.realized().get('uid-p')?.error).to.equal('not enforced (opens nothing): spec.ingress[0].toPorts[0].rules: L7 rules (HTTP/DNS/Kafka/TLS/listener) are not enforced; these ports are not opened');
+
+    endpoints.failures = 1;
+    await api.emit('ciliumnetworkpolicies', 'MODIFIED', policy('13', { endpointSelector: { matchLabels: { app: 'web' } }, ingress: [{}] }));
+    await settled('version 13 regenerated after a failure', () => endpoints.journal.filter((j) => j === 'regenerate 1').length >= 3);
+    expect(reports.at(-2), 'the failure reported').to.match(/^policy: 1 of 1 endpoint regenerations failed/);
+    expect([...loop.realized()], 'the retry clearing it').to.deep.equal([['uid-p', { generation: 13 }]]);
+
+    await api.emit('ciliumnetworkpolicies', 'DELETED', policy('13', {}));
+    await settled('the report emptied', () => loop.realized().size === 0);
+  });
+
+  it('retries a failed regeneration until it succeeds', async () => {
+    endpoints.failures = 1;
+    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await settled('web regenerated after a failure', () => endpoints.journal.includes('regenerate 1'));
+    expect(endpoints.journal).to.deep.equal(['fail 1', 'regenerate 1']);
+    expect(await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'fail' })).to.equal(1);
+    expect(await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'success' })).to.equal(1);
+  });
+
+  it('takes the cluster named ports from CiliumEndpoints', () => {
+    const cep = (ports: { name?: string; port?: number; protocol?: 'TCP' | 'UDP' | 'SCTP' | 'ANY' }[]) =>
+      ({ metadata: { name: 'x', namespace: NS }, status: { 'named-ports': ports } }) as Parameters<typeof ciliumEndpointNamedPorts>[0][number];
+    expect(ciliumEndpointNamedPorts([cep([{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }]), cep([{ name: 'any', port: 1, protocol: 'ANY' }, { name: 'tcp-default', port: 9 }])])).to.deep.equal([
+      { name: 'http', port: 8080, protocol: 6 },
+      { name: 'dns', port: 53, protocol: 17 },
+      { name: 'tcp-default', port: 9, protocol: 6 },
+    ]);
+  });
+});
