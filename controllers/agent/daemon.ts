@@ -10,13 +10,14 @@
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { KubeConfig, type V1Namespace, type V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
 import type { IPCacheEntry } from '../../datapath/types.js';
 import type { AgentConfig } from '../config/agent.js';
-import { listenAddress } from '../operator/operator.js';
-import { newApiClient, type ApiClient } from '../runtime/apiclient.js';
+import { MetricsServer } from '../runtime/metrics-server.js';
+import { loadKubeConfig, newApiClient, type ApiClient } from '../runtime/apiclient.js';
 import { EventRecorder } from '../runtime/events.js';
 import { namespaces as namespaceType, pods as podType, type KubeObject } from '../runtime/kinds.js';
 import { newLogger, type Logger } from '../runtime/log.js';
@@ -56,13 +57,6 @@ function firstHostIPv4(): string {
   return '127.0.0.1';
 }
 
-function loadKubeConfig(file: string | undefined): KubeConfig {
-  const kc = new KubeConfig();
-  if (file) kc.loadFromFile(file);
-  else kc.loadFromCluster();
-  return kc;
-}
-
 export class AgentDaemon {
   readonly registry = new Registry();
   readonly manager: Manager;
@@ -76,7 +70,7 @@ export class AgentDaemon {
   restoreReport?: RestoreReport;
   private readonly log: Logger;
   private readonly ipam = new DeferredIpam();
-  private metricsManager?: Manager;
+  private readonly metrics?: MetricsServer;
 
   private constructor(
     private readonly opts: AgentDaemonOptions,
@@ -170,7 +164,11 @@ export class AgentDaemon {
     for (const r of [...this.watches(), ciliumNodes, ceps, this.node.resource] as Resource<KubeObject>[]) this.manager.addResource(r);
     this.manager.add('agent', (signal) => this.run(signal));
     const metricsAddr = config['prometheus-serve-addr'];
-    if (metricsAddr !== '') this.manager.add('metrics-server', (signal) => this.serveMetrics(metricsAddr, signal));
+    if (metricsAddr !== '') {
+      const metrics = new MetricsServer(this.registry, metricsAddr, log);
+      this.metrics = metrics;
+      this.manager.add('metrics-server', (signal) => metrics.run(signal));
+    }
   }
 
   /** Opens the datapath and builds every part; nothing runs until start(). */
@@ -194,7 +192,7 @@ export class AgentDaemon {
 
   /** Where prometheus-serve-addr answers, once started. */
   get metricsAddress() {
-    return this.metricsManager?.healthAddress;
+    return this.metrics?.address();
   }
 
   /** Stops on SIGTERM/SIGINT of the process; returns the function removing the handlers. */
@@ -310,17 +308,5 @@ export class AgentDaemon {
     }
     this.ipam.bind(this.node.ipam());
     this.log.info('IPAM ready', { podCIDR: (await this.node.waitForPodCIDR()).podCIDR });
-  }
-
-  // A second server for prometheus-serve-addr, as upstream serves metrics apart from health.
-  private async serveMetrics(addr: string, signal: AbortSignal): Promise<void> {
-    const at = listenAddress(addr);
-    const m = new Manager({ name: `${COMPONENT}-metrics`, registry: this.registry, logger: this.log, health: { host: at.host ?? '0.0.0.0', port: at.port } });
-    this.metricsManager = m;
-    const running = m.start();
-    const stop = () => m.stop();
-    if (signal.aborted) stop();
-    else signal.addEventListener('abort', stop, { once: true });
-    await running;
   }
 }

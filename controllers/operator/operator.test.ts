@@ -9,7 +9,6 @@ import { Resource } from '../runtime/resource.js';
 import { EndpointGC, staleness } from './endpointgc/gc.js';
 import { IdentityGC } from './identitygc/gc.js';
 import { NodeGC, SKIP_GC_ANNOTATION } from './nodegc/gc.js';
-import { listenAddress } from './operator.js';
 import type { Node, Pod } from './resources.js';
 
 const log = newLogger('operator-unit', 'error');
@@ -36,12 +35,6 @@ function resourceOf<T extends kinds.KubeObject>(type: kinds.ResourceType, objs: 
 }
 
 describe('operator duties (pure decisions)', () => {
-  it('listenAddress reads Go-style addresses', () => {
-    expect(listenAddress(':9963')).to.deep.equal({ host: undefined, port: 9963 });
-    expect(listenAddress('localhost:9234')).to.deep.equal({ host: 'localhost', port: 9234 });
-    expect(listenAddress('[::1]:9234')).to.deep.equal({ host: '::1', port: 9234 });
-  });
-
   it('staleness: owner pod gone (unconfirmed), replaced (uid) or finished; kept when running or owned by another kind', () => {
     const pod = (name: string, uid: string, phase?: string): Pod => ({ metadata: { name, namespace: 'ns', uid }, ...(phase ? { status: { phase } } : {}) });
     const pods = new Map([

@@ -2,7 +2,6 @@
 // Lease (upstream kube-system/cilium-operator-resource-lock), /healthz on operator-api-serve-addr
 // and metrics on operator-prometheus-serve-addr. The entry point (cmd/cilium-operator.ts) and the
 // tests build it here, so what the tests run is what ships.
-import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -14,6 +13,7 @@ import { EventRecorder } from '../runtime/events.js';
 import { operatorLeaderElection } from '../runtime/leaderelection.js';
 import type { Logger } from '../runtime/log.js';
 import { Manager } from '../runtime/manager.js';
+import { listenAddress, MetricsServer } from '../runtime/metrics-server.js';
 import { EndpointGC } from './endpointgc/gc.js';
 import { IdentityGC } from './identitygc/gc.js';
 import { ClusterPoolAllocator } from './ipam/cluster-pool.js';
@@ -50,12 +50,6 @@ export interface Operator {
 }
 
 /** "host:port" → listen arguments; an empty host means every interface (Go's ":9963"). */
-export function listenAddress(addr: string): { host?: string; port: number } {
-  const i = addr.lastIndexOf(':');
-  const host = addr.slice(0, i).replace(/^\[(.*)\]$/, '$1');
-  return { host: host === '' ? undefined : host, port: Number(addr.slice(i + 1)) };
-}
-
 export function buildOperator(opts: OperatorOptions): Operator {
   const { config, client, logger } = opts;
   const registry = new Registry();
@@ -117,55 +111,15 @@ export function buildOperator(opts: OperatorOptions): Operator {
     manager.add('nodegc', (signal) => nodeGC.run(signal));
   }
 
-  let metricsServer: http.Server | undefined;
   const metricsAddr = config['operator-prometheus-serve-addr'];
-  if (metricsAddr !== '') {
-    // Metrics are served by every replica, leader or not, as upstream does.
-    manager.add(
-      'metrics-server',
-      (signal) =>
-        serveMetrics(registry, listenAddress(metricsAddr), signal, (s) => {
-          metricsServer = s;
-          logger.info('metrics server listening', { address: s.address() });
-        }),
-      { leaderElected: false },
-    );
-  }
+  const metrics = metricsAddr === '' ? undefined : new MetricsServer(registry, metricsAddr, logger);
+  if (metrics !== undefined) manager.add('metrics-server', (signal) => metrics.run(signal), { leaderElected: false });
   return {
     manager,
     resources,
     registry,
     identity,
-    metricsAddress: () => {
-      const a = metricsServer?.address();
-      return a !== null && typeof a === 'object' ? a : undefined;
-    },
+    metricsAddress: () => metrics?.address(),
   };
 }
 
-async function serveMetrics(registry: Registry, at: { host?: string; port: number }, signal: AbortSignal, onListening: (s: http.Server) => void): Promise<void> {
-  const server = http.createServer((req, res) => {
-    if ((req.url ?? '/').split('?')[0] !== '/metrics') {
-      res.writeHead(404, { 'Content-Type': 'text/plain' });
-      res.end('not found');
-      return;
-    }
-    registry.metrics().then(
-      (body) => {
-        res.writeHead(200, { 'Content-Type': registry.contentType });
-        res.end(body);
-      },
-      (err: Error) => {
-        res.writeHead(500, { 'Content-Type': 'text/plain' });
-        res.end(err.message);
-      },
-    );
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(at.port, at.host, () => resolve());
-  });
-  onListening(server);
-  await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-}

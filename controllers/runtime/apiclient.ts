@@ -3,9 +3,21 @@
 // aborts and stream errors are ours to see (client-node 1.4.0's watch hides them: ts-stack.md §1).
 import http from 'node:http';
 import https from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+import { KubeConfig } from '@kubernetes/client-node';
 
 /** A failed API call: `status` is the HTTP code (0 when no answer came), `reason` the Status reason. */
+/**
+ * The kubeconfig at `file` (upstream's --k8s-kubeconfig-path), or the in-cluster service account
+ * when none is given. Never client-node's loadFromDefault: a stray KUBECONFIG or ~/.kube would win
+ * over the in-cluster config.
+ */
+export function loadKubeConfig(file: string | undefined): KubeConfig {
+  const kc = new KubeConfig();
+  if (file) kc.loadFromFile(file);
+  else kc.loadFromCluster();
+  return kc;
+}
+
 export class ApiError extends Error {
   constructor(
     message: string,
