@@ -163,6 +163,8 @@ export class AgentDaemon {
     this.manager = new Manager({ name: COMPONENT, registry: this.registry, logger: log, health: { host: '127.0.0.1', port: config['agent-health-port'] } });
     for (const r of [...this.watches(), ciliumNodes, ceps, this.node.resource] as Resource<KubeObject>[]) this.manager.addResource(r);
     this.manager.add('agent', (signal) => this.run(signal));
+    // Before its endpoints are restored the agent is not ready: a CNI ADD then would race them.
+    this.manager.addHealthCheck('endpoint-restore', () => this.restoreReport !== undefined);
     const metricsAddr = config['prometheus-serve-addr'];
     if (metricsAddr !== '') {
       const metrics = new MetricsServer(this.registry, metricsAddr, log);

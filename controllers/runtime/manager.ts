@@ -47,6 +47,7 @@ export class Manager {
   private server?: http.Server;
   private elector?: LeaderElector;
   private failure?: Error;
+  private readonly checks: Array<{ name: string; ready: () => boolean }> = [];
 
   constructor(private readonly opts: ManagerOptions) {
     this.log = opts.logger ?? newLogger(opts.name);
@@ -60,6 +61,15 @@ export class Manager {
   /** A controller runs only while leading unless `leaderElected` is false (default true when election is configured). */
   addController(controller: Controller, opts: { leaderElected?: boolean } = {}): this {
     return this.add(`controller/${controller.name}`, (signal) => controller.start(signal), opts);
+  }
+
+  /**
+   * A readiness condition beyond synced watches (e.g. "endpoints restored"): /healthz answers 503
+   * and lists `name` under unsynced while `ready` is false.
+   */
+  addHealthCheck(name: string, ready: () => boolean): this {
+    this.checks.push({ name, ready });
+    return this;
   }
 
   add(name: string, run: Runnable, opts: { leaderElected?: boolean } = {}): this {
@@ -79,7 +89,7 @@ export class Manager {
 
   health(): HealthReport {
     const resources = this.resources.map((r) => r.health());
-    const unsynced = resources.filter((r) => !r.synced).map((r) => r.name);
+    const unsynced = [...resources.filter((r) => !r.synced).map((r) => r.name), ...this.checks.filter((c) => !c.ready()).map((c) => c.name)];
     return { ok: unsynced.length === 0 && !this.stopper.signal.aborted, unsynced, resources };
   }
 
