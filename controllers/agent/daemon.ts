@@ -14,7 +14,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import { type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
-import type { IPCacheEntry } from '../../datapath/types.js';
+import type { CiliumEndpoint } from '../../crds/gen/index.js';
 import type { AgentConfig } from '../config/agent.js';
 import { MetricsServer } from '../runtime/metrics-server.js';
 import { loadKubeConfig, newApiClient, type ApiClient } from '../runtime/apiclient.js';
@@ -97,13 +97,11 @@ export class AgentDaemon {
       lookup: (key) => policyRes.identities.store.byIndex(LABEL_KEY_INDEX, key)[0],
     });
 
-    let cidrRows: readonly IPCacheEntry[] = [];
     this.ipcache = new IPCacheLoop({
       nodeName,
       datapath,
       nodes: ciliumNodes,
       endpoints: ceps,
-      cidrRows: () => cidrRows,
       localEndpoints: () => this.endpoints.list().map((e) => ({ ipv4: e.ipv4, identity: e.identity })),
       reporter,
       registry: this.registry,
@@ -114,12 +112,10 @@ export class AgentDaemon {
       clusterName: config['cluster-name'],
       mode: config['enable-policy'] as PolicyEnforcementMode,
       clusterNamedPorts: () => ciliumEndpointNamedPorts(ceps.store.list()),
-      // Written here at once so the policy loop can order rows and regenerations; the ipcache
-      // loop keeps the same rows as its `cidr` source.
+      // The policy loop is the only writer of the `cidr` source: it orders these writes around
+      // its regenerations (new rows before endpoints use them, old ones after).
       ipcache: async (rows) => {
-        cidrRows = rows;
         await datapath.syncIPCache('cidr', rows);
-        this.ipcache.refresh();
       },
       events,
       onRealized: () => this.policyReport.refresh(),
@@ -138,12 +134,26 @@ export class AgentDaemon {
       ceps: ciliumEndpointWriter(client),
       store: new EndpointStateStore(path.join(config['state-dir'], 'endpoints')),
       ipam: this.ipam,
+      onChange: () => {
+        this.ipcache.refresh();
+        this.policy.endpointsChanged();
+      },
       nodeName,
       clusterName: config['cluster-name'],
       labelFilter: filter,
       logger: log,
     });
     this.policy.bindEndpoints(this.endpoints);
+    // Egress named ports resolve against every pod's named ports: a change re-resolves them.
+    const namedPorts = (cep: CiliumEndpoint) => JSON.stringify(cep.status?.['named-ports'] ?? []);
+    const namedPortsChanged = (before: string, after: string) => {
+      if (before !== after) this.policy.namedPortsChanged();
+    };
+    ceps.on({
+      add: (cep) => namedPortsChanged('[]', namedPorts(cep)),
+      update: (o, n) => namedPortsChanged(namedPorts(o), namedPorts(n)),
+      delete: (cep) => namedPortsChanged(namedPorts(cep), '[]'),
+    });
     this.node = new NodeRegistration({ client, nodeName, nodeIP: opts.nodeIP ?? firstHostIPv4(), events, registry: this.registry, logger: log });
     this.policyReport = new RealizedReportWriter({ client, nodeName, node: this.node.resource, report: () => this.policy.realized(), registry: this.registry, logger: log });
 

@@ -1,6 +1,17 @@
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { decodeRealized, encodeRealized, enforcedCondition, MAX_ERROR_LENGTH, summarizeEnforcement, type NodeReport, type RealizedReport } from './realized.js';
+import {
+  decodeRealized,
+  encodeRealized,
+  enforcedCondition,
+  MAX_ERROR_LENGTH,
+  MAX_REPORT_BYTES,
+  SHORT_ERROR_LENGTH,
+  summarizeEnforcement,
+  TRUNCATED_KEY,
+  type NodeReport,
+  type RealizedReport,
+} from './realized.js';
 
 describe('policy realized reports', () => {
   it('round-trips through the annotation, sorted by uid, without absent errors', () => {
@@ -26,6 +37,36 @@ describe('policy realized reports', () => {
   it('truncates long errors', () => {
     const decoded = decodeRealized(encodeRealized(new Map([['u', { generation: 1, error: 'x'.repeat(1000) }]])));
     expect((decoded as RealizedReport).get('u')?.error).to.have.length(MAX_ERROR_LENGTH);
+  });
+
+  const failing = (count: number): RealizedReport =>
+    new Map(Array.from({ length: count }, (_, i) => [`00000000-0000-0000-0000-${String(i).padStart(12, '0')}`, { generation: 1, error: 'e'.repeat(MAX_ERROR_LENGTH) }]));
+
+  it('shortens errors when the full ones do not fit the annotation budget', () => {
+    const report = failing(1000);
+    const text = encodeRealized(report);
+    expect(Buffer.byteLength(text)).to.be.at.most(MAX_REPORT_BYTES);
+    const decoded = decodeRealized(text) as RealizedReport;
+    expect(decoded.size, 'nothing left out').to.equal(1000);
+    expect(decoded.has(TRUNCATED_KEY)).to.equal(false);
+    expect([...decoded.values()].every((r) => r.error?.length === SHORT_ERROR_LENGTH)).to.equal(true);
+  });
+
+  it('leaves out what still does not fit, and the operator counts what is left out as failed', () => {
+    const report = failing(5000);
+    for (const uid of [...report.keys()].slice(0, 10)) report.set(uid, { generation: 1 });
+    const text = encodeRealized(report);
+    expect(Buffer.byteLength(text)).to.be.at.most(MAX_REPORT_BYTES);
+    const decoded = decodeRealized(text) as RealizedReport;
+    const kept = decoded.size - 1;
+    expect(kept).to.be.within(1000, 4999);
+    expect(decoded.get(TRUNCATED_KEY)?.error).to.equal(`report truncated to ${MAX_REPORT_BYTES} bytes: ${5000 - kept} of 5000 policies left out`);
+    const [first, last] = [[...report.keys()][0] as string, [...report.keys()][4999] as string];
+    expect(summarizeEnforcement(first, 1, [{ node: 'n1', report: decoded }]), 'a kept policy counts').to.include({ enforcing: 1, stale: 0 });
+    const omitted = summarizeEnforcement(last, 1, [{ node: 'n1', report: decoded }]);
+    expect(omitted.enforcing).to.equal(0);
+    expect(omitted.failed).to.deep.equal([{ node: 'n1', reason: `not in its report: report truncated to ${MAX_REPORT_BYTES} bytes: ${5000 - kept} of 5000 policies left out` }]);
+    expect(encodeRealized(report), 'the same report, the same string').to.equal(text);
   });
 
   for (const [text, field] of [

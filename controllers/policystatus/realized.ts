@@ -11,7 +11,11 @@
 //   and a stale report for the old one can never count for the new one;
 // - the generation says WHICH spec a node enforces, so the operator tells "enforces the current
 //   spec" from "still on an older one" without clocks;
-// - compact: ~40 bytes per policy, so a node fits ~6,000 policies in the 256 KiB annotation budget.
+// - compact: ~40 bytes per policy, so a node fits ~4,000 policies in MAX_REPORT_BYTES. Kubernetes
+//   refuses an object whose annotations pass 256 KiB in all, and an apply refused for size would
+//   fail forever: past the budget, errors are shortened, then policies are left out and a
+//   TRUNCATED_KEY entry says so, which the operator counts as a failure for every policy the
+//   report lacks (fail toward "not enforced").
 // The operator writes a policy's status only when its summary changes (see ./controller.ts), so a
 // roll-out over 1,000 nodes costs O(policies) status writes, not O(nodes × policies).
 
@@ -30,20 +34,47 @@ export type RealizedReport = Map<string, RealizedPolicy>;
 
 /** Longest error kept per policy: the report is one annotation, and its readers need the gist only. */
 export const MAX_ERROR_LENGTH = 256;
+/** Longest error kept per policy when the full ones do not fit MAX_REPORT_BYTES. */
+export const SHORT_ERROR_LENGTH = 64;
+/** The report's share of the CiliumNode's 256 KiB annotation budget; the rest is left to others. */
+export const MAX_REPORT_BYTES = 192 * 1024;
+/** The entry of a truncated report; never a uid. Its error says how many policies were left out. */
+export const TRUNCATED_KEY = '*';
 
 interface Wire {
   g: number;
   e?: string;
 }
 
-/** The annotation value for `report`; entries sorted by uid so an unchanged report is an unchanged string. */
-export function encodeRealized(report: ReadonlyMap<string, RealizedPolicy>): string {
-  const out: Record<string, Wire> = {};
-  for (const uid of [...report.keys()].sort()) {
+/**
+ * The annotation value for `report`, at most `maxBytes` long; entries sorted by uid so an
+ * unchanged report is an unchanged string. What does not fit is left out, from the last uid on,
+ * behind a TRUNCATED_KEY entry.
+ */
+export function encodeRealized(report: ReadonlyMap<string, RealizedPolicy>, maxBytes = MAX_REPORT_BYTES): string {
+  const uids = [...report.keys()].sort();
+  const entry = (uid: string, errorLength: number): string => {
     const r = report.get(uid) as RealizedPolicy;
-    out[uid] = r.error === undefined ? { g: r.generation } : { g: r.generation, e: r.error.slice(0, MAX_ERROR_LENGTH) };
+    const wire: Wire = r.error === undefined ? { g: r.generation } : { g: r.generation, e: r.error.slice(0, errorLength) };
+    return `${JSON.stringify(uid)}:${JSON.stringify(wire)}`;
+  };
+  for (const errorLength of [MAX_ERROR_LENGTH, SHORT_ERROR_LENGTH]) {
+    const text = `{${uids.map((uid) => entry(uid, errorLength)).join(',')}}`;
+    if (Buffer.byteLength(text) <= maxBytes) return text;
   }
-  return JSON.stringify(out);
+  const marker = (omitted: number) =>
+    `${JSON.stringify(TRUNCATED_KEY)}:${JSON.stringify({ g: 0, e: `report truncated to ${maxBytes} bytes: ${omitted} of ${uids.length} policies left out` } satisfies Wire)}`;
+  const kept: string[] = [];
+  // Braces, and the marker at its widest (every policy left out).
+  let size = 2 + Buffer.byteLength(marker(uids.length));
+  for (const uid of uids) {
+    const text = entry(uid, SHORT_ERROR_LENGTH);
+    const cost = Buffer.byteLength(text) + 1;
+    if (size + cost > maxBytes) break;
+    kept.push(text);
+    size += cost;
+  }
+  return `{${[...kept, marker(uids.length - kept.length)].join(',')}}`;
 }
 
 /** The report in an annotation value, or an Error naming the entry and field that is malformed. */
@@ -100,7 +131,10 @@ export function summarizeEnforcement(uid: string, generation: number, nodes: rea
       continue;
     }
     const r = report?.get(uid);
-    if (r === undefined || r.generation !== generation) out.stale++;
+    const truncated = report?.get(TRUNCATED_KEY);
+    // Left out of a truncated report: unknown, so not enforced.
+    if (r === undefined && truncated !== undefined) out.failed.push({ node, reason: `not in its report: ${truncated.error ?? 'report truncated'}` });
+    else if (r === undefined || r.generation !== generation) out.stale++;
     else if (r.error !== undefined) out.failed.push({ node, reason: r.error });
     else out.enforcing++;
   }

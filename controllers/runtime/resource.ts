@@ -27,6 +27,8 @@ export interface ResourceHealth {
   restarts: number;
   /** Full lists after the first (410 Gone). */
   relists: number;
+  /** Objects whose current version the validator refuses, held at their last valid version. */
+  heldInvalid: number;
   resourceVersion?: string;
 }
 
@@ -39,7 +41,12 @@ export interface ResourceOptions<T> {
   namespace?: string;
   labelSelector?: string;
   fieldSelector?: string;
-  /** Objects it refuses are reported to onInvalid and kept out of the store (e.g. crds/validation.ts). */
+  /**
+   * Objects it refuses are reported to onInvalid (e.g. crds/validation.ts). One never valid stays
+   * out of the store; one that was valid keeps its last valid version there, with no event, and is
+   * reported again with every version (watch or relist) until it is valid again or deleted: a
+   * delete would drop what the object enforced (an identity's deny, a pod's address) and fail open.
+   */
   validate?: (obj: unknown) => ValidationResult<T>;
   onInvalid?: (obj: KubeObject, errors: FieldError[]) => void;
   /** Server-side end of each watch; default 5–10 min like client-go's reflector. */
@@ -66,10 +73,12 @@ export class Resource<T extends KubeObject> {
   private readonly log: Logger;
   private readonly backoff: Backoff;
   private readonly stopper = new AbortController();
+  /** Keys stored at their last valid version while the apiserver's current one is refused. */
+  private readonly held = new Set<string>();
   private resourceVersion?: string;
   private goneStreak = 0;
   private running?: Promise<void>;
-  private state: Omit<ResourceHealth, 'name' | 'resourceVersion'> = { synced: false, connected: false, restarts: 0, relists: 0 };
+  private state: Omit<ResourceHealth, 'name' | 'resourceVersion' | 'heldInvalid'> = { synced: false, connected: false, restarts: 0, relists: 0 };
 
   constructor(private readonly opts: ResourceOptions<T>) {
     this.name = opts.name;
@@ -92,7 +101,7 @@ export class Resource<T extends KubeObject> {
   }
 
   health(): ResourceHealth {
-    return { name: this.name, ...this.state, resourceVersion: this.resourceVersion };
+    return { name: this.name, ...this.state, heldInvalid: this.held.size, resourceVersion: this.resourceVersion };
   }
 
   /** Starts listing and watching in the background; idempotent. */
@@ -274,13 +283,20 @@ export class Resource<T extends KubeObject> {
     let obj = raw as T;
     if (this.opts.validate) {
       const verdict = this.opts.validate(raw);
+      const key = objectKey(raw);
       if (!verdict.ok) {
-        this.log.warn('object refused by validation', { resource: this.name, key: objectKey(raw), errors: verdict.errors });
+        const kept = this.store.has(key);
+        if (kept) this.held.add(key);
+        this.log.warn(kept ? 'object refused by validation, last valid version kept' : 'object refused by validation, not stored', {
+          resource: this.name,
+          key,
+          resourceVersion: raw.metadata?.resourceVersion,
+          errors: verdict.errors,
+        });
         this.call('onInvalid', () => this.opts.onInvalid?.(raw, verdict.errors));
-        // What is invalid now is no longer trusted, whatever it was before.
-        this.remove(objectKey(raw));
         return;
       }
+      this.held.delete(key);
       obj = verdict.value;
     }
     const old = this.store.get(objectKey(obj));
@@ -294,6 +310,7 @@ export class Resource<T extends KubeObject> {
   }
 
   private remove(key: string): void {
+    this.held.delete(key);
     const old = this.store.delete(key);
     if (old === undefined) return;
     for (const h of this.handlers) this.call('delete', () => h.delete?.(old));

@@ -57,7 +57,6 @@ describe('computeIPCache', function () {
       // Upstream's CiliumEndpoints name the node by IP.
       { prefix: '10.0.9.10/32', identity: 3000, tunnelEndpoint: '192.168.0.9', flags: FLAG_HAS_TUNNEL },
     ]);
-    expect(rows.cidr).to.deep.equal([]);
   });
 
   it('skips endpoints without address or identity and reports malformed fields', function () {
@@ -91,14 +90,9 @@ describe('computeIPCache', function () {
     expect(ids([remote, local, same2, same1, newer, older, cep('stale', 'n2', '10.0.0.8', 800)]), 'whatever the input order').to.deep.equal(expected);
   });
 
-  it('passes the policy engine CIDR rows through sorted, first of a prefix kept, and adds no world row', function () {
-    const { rows } = computeIPCache({
-      nodeName: 'n1',
-      nodes: [],
-      endpoints: [],
-      cidrRows: [{ prefix: '172.16.0.0/12', identity: 16777218 }, { prefix: '10.0.0.0/8', identity: 16777217 }, { prefix: '10.0.0.0/8', identity: 16777219 }],
-    });
-    expect(rows.cidr).to.deep.equal([{ prefix: '10.0.0.0/8', identity: 16777217 }, { prefix: '172.16.0.0/12', identity: 16777218 }]);
-    expect(rows.local).to.deep.equal([]);
+  it('computes no cidr source (the policy loop owns it) and adds no world row', function () {
+    const { rows } = computeIPCache({ nodeName: 'n1', nodes: [], endpoints: [] });
+    expect(Object.keys(rows)).to.deep.equal(['local', 'node', 'endpoint']);
+    expect(Object.values(rows).flat()).to.deep.equal([]);
   });
 });

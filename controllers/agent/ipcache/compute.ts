@@ -2,10 +2,11 @@
 // (this node's as host, the others' as remote-node), every node's health address, every
 // CiliumEndpoint's address with its identity and, for pods behind another node, that node's address
 // as tunnel endpoint (upstream pkg/node/manager and the CEP watcher feeding pkg/ipcache). Pure, so
-// the loop can recompute it from scratch on every change and compare.
+// the loop can recompute it from scratch on every change and compare. The `cidr` source is not
+// here: the policy loop alone writes it, ordered around its endpoint regenerations.
 import { isIPv4 } from 'node:net';
 import type { CiliumEndpoint, CiliumNode } from '../../../crds/gen/index.js';
-import type { IPCacheEntry, IPCacheSource } from '../../../datapath/types.js';
+import { IPCACHE_SOURCE_PRECEDENCE, type IPCacheEntry, type IPCacheSource } from '../../../datapath/types.js';
 import type { KubeObject } from '../../runtime/kinds.js';
 import { RESERVED_IDENTITIES } from '../identity/reserved.js';
 
@@ -32,8 +33,6 @@ export interface IPCacheInputs {
   nodeName: string;
   nodes: readonly CiliumNode[];
   endpoints: readonly CiliumEndpoint[];
-  /** Rows of the policy engine's CIDR identities. */
-  cidrRows?: readonly IPCacheEntry[];
   localEndpoints?: readonly LocalEndpointAddress[];
 }
 
@@ -44,8 +43,12 @@ export interface IPCacheProblem {
   message: string;
 }
 
+/** The sources computed here, in precedence order; `cidr` has one writer, the policy loop. */
+export type ComputedSource = Exclude<IPCacheSource, 'cidr'>;
+export const COMPUTED_SOURCES: readonly ComputedSource[] = IPCACHE_SOURCE_PRECEDENCE.filter((s): s is ComputedSource => s !== 'cidr');
+
 export interface IPCacheRows {
-  rows: Record<IPCacheSource, IPCacheEntry[]>;
+  rows: Record<ComputedSource, IPCacheEntry[]>;
   problems: IPCacheProblem[];
 }
 
@@ -108,8 +111,7 @@ function objectName(obj: KubeObject): string {
 
 /**
  * The rows per source: `local` this node's addresses (host) and health address, `node` the other
- * nodes' (remote-node, health), `endpoint` pods of every node, `cidr` the policy engine's CIDR
- * identities. World needs no row: the datapath resolves what no row covers to world (2).
+ * nodes' (remote-node, health), `endpoint` pods of every node. World needs no row: the datapath resolves what no row covers to world (2).
  */
 export function computeIPCache(inputs: IPCacheInputs): IPCacheRows {
   const problems: IPCacheProblem[] = [];
@@ -159,7 +161,5 @@ export function computeIPCache(inputs: IPCacheInputs): IPCacheRows {
     });
   }
 
-  const cidr = new Rows();
-  for (const row of inputs.cidrRows ?? []) cidr.add(row);
-  return { rows: { local: local.sorted(), node: remote.sorted(), endpoint: endpoints.sorted(), cidr: cidr.sorted() }, problems };
+  return { rows: { local: local.sorted(), node: remote.sorted(), endpoint: endpoints.sorted() }, problems };
 }

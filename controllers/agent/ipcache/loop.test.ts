@@ -82,13 +82,13 @@ describe('IPCacheLoop', function () {
     await Promise.all(resources.map((r) => r.stop()));
   });
 
-  function startLoop(api: MemoryApi, dp: RecordingDatapath, cidrRows: IPCacheEntry[] = []) {
+  function startLoop(api: MemoryApi, dp: RecordingDatapath) {
     const events = new EventRecorder({ client: api, component: 'cilium-agent', logger: log });
     const reporter = new InvalidObjectReporter(events);
     const nodes = ciliumNodeResource('nodes', { client: api, logger: log }, reporter);
     const endpoints = ciliumEndpointResource('endpoints', { client: api, logger: log }, reporter);
     const registry = new Registry();
-    const loop = new IPCacheLoop({ nodeName: 'n1', datapath: dp, nodes, endpoints, cidrRows: () => cidrRows, reporter, registry, logger: log });
+    const loop = new IPCacheLoop({ nodeName: 'n1', datapath: dp, nodes, endpoints, reporter, registry, logger: log });
     nodes.start();
     endpoints.start();
     resources.push(nodes, endpoints);
@@ -96,36 +96,33 @@ describe('IPCacheLoop', function () {
     return { loop, registry };
   }
 
-  it('syncs every source once, then only the source whose rows changed', async function () {
+  it('syncs each of its sources once, never cidr, then only the source whose rows changed', async function () {
     const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('a', '10.0.2.10', 1000)] });
     const dp = new RecordingDatapath();
-    const cidr: IPCacheEntry[] = [];
-    const { loop, registry } = startLoop(api, dp, cidr);
-    await pollUntil('first sync of all four sources', () => dp.calls.length === 4, 5000);
-    expect(dp.calls.map(([s]) => s)).to.deep.equal(['local', 'node', 'endpoint', 'cidr']);
+    const { loop, registry } = startLoop(api, dp);
+    await pollUntil('first sync of its three sources', () => dp.calls.length === 3, 5000);
+    // `cidr` has one writer, the policy loop: a recompute here must never overwrite its rows.
+    expect(dp.calls.map(([s]) => s)).to.deep.equal(['local', 'node', 'endpoint']);
     expect(dp.calls[0]?.[1]).to.deep.equal([{ prefix: '192.168.0.1/32', identity: 1 }]);
     expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
 
     api.push('ciliumendpoints', { type: 'MODIFIED', object: cep('a', '10.0.2.10', 2000, '2') as unknown as Record<string, unknown> });
-    await pollUntil('endpoint source resynced', () => dp.calls.length === 5, 5000);
-    expect(dp.calls[4]).to.deep.equal(['endpoint', [{ prefix: '10.0.2.10/32', identity: 2000 }]]);
+    await pollUntil('endpoint source resynced', () => dp.calls.length === 4, 5000);
+    expect(dp.calls[3]).to.deep.equal(['endpoint', [{ prefix: '10.0.2.10/32', identity: 2000 }]]);
 
-    cidr.push({ prefix: '10.0.0.0/8', identity: 16777217 });
-    loop.refresh();
-    await pollUntil('cidr source resynced', () => dp.calls.length === 6, 5000);
-    expect(dp.calls[5]?.[0]).to.equal('cidr');
     loop.refresh();
     await new Promise((r) => setTimeout(r, 100));
-    expect(dp.calls, 'an unchanged recompute writes nothing').to.have.length(6);
+    expect(dp.calls, 'an unchanged recompute writes nothing').to.have.length(4);
+    expect(dp.calls.some(([s]) => s === 'cidr')).to.equal(false);
     const metrics = await registry.getSingleMetricAsString('cilium_ipcache_events_total');
-    expect(metrics).to.include('cilium_ipcache_events_total{type="upsert"} 4');
+    expect(metrics).to.include('cilium_ipcache_events_total{type="upsert"} 3');
   });
 
   it('ignores a malformed object with one Warning event naming the field and keeps syncing', async function () {
     const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('ok', '10.0.2.10', 1000), cep('typed', '10.0.2.11', 'x'), cep('addr', 'banana', 1001)] });
     const dp = new RecordingDatapath();
     const { loop } = startLoop(api, dp);
-    await pollUntil('first sync', () => dp.calls.length === 4, 5000);
+    await pollUntil('first sync', () => dp.calls.length === 3, 5000);
     expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
     loop.refresh();
     await pollUntil('two events', () => api.posted.length >= 2, 5000);
@@ -138,14 +135,30 @@ describe('IPCacheLoop', function () {
     ]);
   });
 
+  it('keeps the row of an endpoint whose new version is malformed, so the pod does not fall to world', async function () {
+    const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('a', '10.0.2.10', 1000)] });
+    const dp = new RecordingDatapath();
+    const { loop } = startLoop(api, dp);
+    await pollUntil('first sync', () => dp.calls.length === 3, 5000);
+    api.push('ciliumendpoints', { type: 'MODIFIED', object: cep('a', '10.0.2.10', 'x', '2') as unknown as Record<string, unknown> });
+    await pollUntil('the Warning event', () => api.posted.length === 1, 5000);
+    loop.refresh();
+    await new Promise((r) => setTimeout(r, 100));
+    expect(dp.calls, 'the endpoint row stays as it was').to.have.length(3);
+    expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
+    api.push('ciliumendpoints', { type: 'DELETED', object: cep('a', '10.0.2.10', 'x', '3') as unknown as Record<string, unknown> });
+    await pollUntil('the row removed on delete', () => dp.calls.length === 4, 5000);
+    expect(dp.calls[3]).to.deep.equal(['endpoint', []]);
+  });
+
   it('syncs the other sources when one fails, counts the error and retries it', async function () {
     const api = new MemoryApi({ ciliumnodes: [ownNode], ciliumendpoints: [cep('a', '10.0.2.10', 1000)] });
     const dp = new RecordingDatapath();
     dp.failing = 'node';
     const { registry } = startLoop(api, dp);
     await pollUntil('a retry of the failed source', () => dp.calls.filter(([s]) => s === 'node').length >= 2, 5000);
-    expect(dp.calls.slice(0, 4).map(([s]) => s)).to.deep.equal(['local', 'node', 'endpoint', 'cidr']);
-    expect(dp.calls.slice(4).every(([s]) => s === 'node'), 'only the failed source is retried').to.equal(true);
+    expect(dp.calls.slice(0, 3).map(([s]) => s)).to.deep.equal(['local', 'node', 'endpoint']);
+    expect(dp.calls.slice(3).every(([s]) => s === 'node'), 'only the failed source is retried').to.equal(true);
     dp.failing = undefined;
     const errors = await registry.getSingleMetricAsString('cilium_ipcache_errors_total');
     expect(errors).to.match(/cilium_ipcache_errors_total\{type="upsert",error="unexpected"\} [1-9]/);

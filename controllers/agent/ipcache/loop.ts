@@ -1,14 +1,17 @@
-// The ipcache loop: one key, so any number of CiliumNode/CiliumEndpoint events and CIDR changes
-// coalesce into one recompute, which hands each source whose rows changed to the datapath. While
+// The ipcache loop: one key, so any number of CiliumNode/CiliumEndpoint events and local endpoint
+// changes coalesce into one recompute, which hands each source whose rows changed to the datapath.
+// It owns the `local`, `node` and `endpoint` sources; `cidr` belongs to the policy loop alone, which
+// must write new CIDR rows before endpoints use them and drop old ones after: a second writer of
+// `cidr` with an older snapshot could undo that order for a moment. While
 // the apiserver is away the watches keep their last contents, so nothing is recomputed and the
 // datapath keeps enforcing with what it has; when they come back, one recompute converges.
 import { Counter, type Registry } from 'prom-client';
 import type { CiliumEndpoint, CiliumNode } from '../../../crds/gen/index.js';
-import { IPCACHE_SOURCE_PRECEDENCE, type Datapath, type IPCacheEntry, type IPCacheSource } from '../../../datapath/types.js';
+import type { Datapath } from '../../../datapath/types.js';
 import { Controller } from '../../runtime/controller.js';
 import { newLogger, type Logger } from '../../runtime/log.js';
 import type { Resource } from '../../runtime/resource.js';
-import { computeIPCache, type LocalEndpointAddress } from './compute.js';
+import { COMPUTED_SOURCES, computeIPCache, type ComputedSource, type LocalEndpointAddress } from './compute.js';
 import { CACHE_SYNC_FOREVER_MS, InvalidObjectReporter } from './resources.js';
 
 const KEY = 'ipcache';
@@ -39,8 +42,6 @@ export interface IPCacheLoopOptions {
   datapath: Pick<Datapath, 'syncIPCache'>;
   nodes: Resource<CiliumNode>;
   endpoints: Resource<CiliumEndpoint>;
-  /** The policy engine's CIDR identity rows; call `refresh()` when they change. */
-  cidrRows?: () => readonly IPCacheEntry[];
   /** This node's endpoints as the endpoint manager holds them; call `refresh()` when they change. */
   localEndpoints?: () => readonly LocalEndpointAddress[];
   /** Reports fields that could not become rows (e.g. a malformed address) as Warning events. */
@@ -55,7 +56,7 @@ export class IPCacheLoop {
   private readonly metrics?: IPCacheMetrics;
   private readonly reporter: InvalidObjectReporter;
   // What each source was last synced with, serialized; a source absent has not synced yet.
-  private readonly synced = new Map<IPCacheSource, string>();
+  private readonly synced = new Map<ComputedSource, string>();
 
   constructor(private readonly opts: IPCacheLoopOptions) {
     this.log = opts.logger ?? newLogger('ipcache');
@@ -72,7 +73,7 @@ export class IPCacheLoop {
     this.controller.watch(opts.nodes, key).watch(opts.endpoints, key);
   }
 
-  /** Recomputes soon: for inputs that are not watches (CIDR rows, local endpoints). */
+  /** Recomputes soon: for inputs that are not watches (local endpoints). */
   refresh(): void {
     this.controller.enqueue(KEY);
   }
@@ -88,12 +89,11 @@ export class IPCacheLoop {
       nodeName: this.opts.nodeName,
       nodes: this.opts.nodes.store.list(),
       endpoints: this.opts.endpoints.store.list(),
-      cidrRows: this.opts.cidrRows?.(),
       localEndpoints: this.opts.localEndpoints?.(),
     });
     for (const p of problems) this.reporter.report(p.object, [{ path: p.path, message: p.message }]);
     const failures: string[] = [];
-    for (const source of IPCACHE_SOURCE_PRECEDENCE) {
+    for (const source of COMPUTED_SOURCES) {
       const serialized = JSON.stringify(rows[source]);
       if (this.synced.get(source) === serialized) continue;
       try {

@@ -1,6 +1,7 @@
-// The agent's watches of CiliumNodes and CiliumEndpoints, validated on read: an object the CRD's
-// schema refuses is kept out of the store and reported once per version as a Warning event on
-// the object, naming the fields, so the loops never see it and never stop over it.
+// The agent's watches of CiliumNodes and CiliumEndpoints, validated on read: a version the CRD's
+// schema refuses is reported once per version as a Warning event on the object, naming the fields,
+// and never reaches the loops. An object never valid stays out of the store; one that was valid
+// keeps its last valid version (controllers/runtime/resource.ts), so a pod does not fall to world.
 import type { CiliumEndpoint, CiliumNode } from '../../../crds/gen/index.js';
 import { validateCiliumEndpoint, validateCiliumNode, type FieldError, type ValidationResult } from '../../../crds/validation.js';
 import type { ApiClient } from '../../runtime/apiclient.js';

@@ -1,7 +1,9 @@
 // The watches the policy loop reads: CNPs, CCNPs, Kubernetes NetworkPolicies and CiliumIdentities.
-// Policies are stored as the apiserver sends them and validated by the loop, not by the watch: a
-// watch drops an object it refuses, which would delete the policy's previous version and so open
-// what that version closed. The loop refuses the new version instead and keeps the old one.
+// Policies are stored as the apiserver sends them and validated by the loop, which refuses a new
+// version with a Warning naming the field and keeps the old one in force. CiliumIdentities are
+// validated by the watch: one never valid stays out of the selector cache, one that turns invalid
+// keeps its last valid version (controllers/runtime/resource.ts), so its packets still meet the
+// denies that select it.
 import type { CiliumClusterwideNetworkPolicy, CiliumIdentity, CiliumNetworkPolicy } from '../../../crds/gen/index.js';
 import { validateCiliumIdentity } from '../../../crds/validation.js';
 import type { ApiClient } from '../../runtime/apiclient.js';
@@ -24,7 +26,7 @@ export interface PolicyResources {
 
 export interface PolicyResourceOptions {
   client: ApiClient;
-  /** Reports CiliumIdentities the schema refuses (they are kept out of the selector cache). */
+  /** Reports CiliumIdentities the schema refuses (a never-valid one is kept out of the selector cache). */
   reporter?: InvalidObjectReporter;
   /** Watch namespaced policies only here (tests); every namespace by default. */
   namespace?: string;

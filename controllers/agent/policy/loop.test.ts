@@ -13,6 +13,7 @@ import { pollUntil } from '../../../test/envtest/poll.js';
 import type { EndpointRecord } from '../endpoint/endpoint.js';
 import type { ComputedPolicy, EndpointPolicySource } from '../endpoint/manager.js';
 import { endpointRecord } from '../endpoint/testing.js';
+import type { NamedPort } from './index.js';
 import { ciliumEndpointNamedPorts, PolicyLoop, REASON_POLICY_INVALID, type PolicyEndpoints } from './loop.js';
 import { policyResourceList, policyResources } from './loop-resources.js';
 
@@ -51,7 +52,7 @@ class RecordingEndpoints implements PolicyEndpoints {
   readonly policies = new Map<number, ComputedPolicy>();
   failures = 0;
   source?: EndpointPolicySource;
-  constructor(private readonly records: EndpointRecord[]) {}
+  constructor(readonly records: EndpointRecord[]) {}
 
   list(): EndpointRecord[] {
     return this.records;
@@ -97,6 +98,7 @@ describe('PolicyLoop', () => {
   let running: Promise<void>;
   let stopResources: () => Promise<void>;
   let reports: (string | undefined)[];
+  let namedPorts: NamedPort[];
 
   beforeEach(async () => {
     api = new InMemoryApi({ ciliumidentities: [identity(1001, 'web'), identity(1002, 'db'), identity(1003, 'client')] });
@@ -107,6 +109,7 @@ describe('PolicyLoop', () => {
     registry = new Registry();
     ipcache = [];
     reports = [];
+    namedPorts = [];
     const resources = policyResources({ client: api, logger: log });
     const events = new EventRecorder({ client: api, component: 'cilium-agent', logger: log });
     loop = new PolicyLoop({
@@ -115,6 +118,7 @@ describe('PolicyLoop', () => {
       registry,
       logger: log,
       onRealized: () => reports.push(loop.realized().get('uid-p')?.error),
+      clusterNamedPorts: () => namedPorts,
       ipcache: (rows) => {
         ipcache.push([...rows]);
         endpoints.journal.push(`ipcache ${rows.map((r) => r.prefix).join(',')}`);
@@ -128,6 +132,10 @@ describe('PolicyLoop', () => {
     stopResources = async () => void (await Promise.all(all.map((r) => r.stop())));
     await Promise.all(all.map((r) => r.waitForSync()));
     await loop.prime();
+    // The start writes the cidr source even when empty: it clears rows a previous run left.
+    expect(endpoints.journal).to.deep.equal(['ipcache ']);
+    endpoints.journal.length = 0;
+    ipcache.length = 0;
     stop = new AbortController();
     running = loop.start(stop.signal);
   });
@@ -236,6 +244,69 @@ describe('PolicyLoop', () => {
     expect(endpoints.journal).to.deep.equal(['fail 1', 'regenerate 1']);
     expect(await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'fail' })).to.equal(1);
     expect(await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'success' })).to.equal(1);
+  });
+
+  it('denies everything when a policy cannot be computed, and says so in the report until it can', async () => {
+    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await settled('version 10 realized', () => loop.realized().get('uid-p')?.generation === 10 && endpoints.journal.includes('regenerate 1'));
+    const rulesSelecting = loop.repo.rulesSelecting.bind(loop.repo);
+    loop.repo.rulesSelecting = () => {
+      throw new Error('selector cache corrupt');
+    };
+    endpoints.journal.length = 0;
+    await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
+    await settled('the failure reported', () => loop.realized().get('uid-p')?.error !== undefined);
+    expect(endpoints.policies.get(1), 'fail closed').to.deep.equal({ entries: [], enforcement: { ingress: true, egress: true } });
+    expect(loop.realized().get('uid-p')?.error).to.equal('endpoint 1: policy could not be computed, all its traffic is denied: selector cache corrupt');
+    // The report changes inside the regeneration, the failure count right after it.
+    let fails: number | undefined;
+    for (const deadline = Date.now() + 3_000; fails === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
+      fails = await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'fail' });
+    }
+    expect(fails, 'counted as a failed regeneration').to.be.greaterThan(0);
+
+    loop.repo.rulesSelecting = rulesSelecting;
+    await settled('the retry clearing it', () => loop.realized().get('uid-p')?.error === undefined);
+    expect(ingressOf(1)).to.include('1004/6/80');
+    expect([...loop.realized()]).to.deep.equal([['uid-p', { generation: 10 }]]);
+  });
+
+  it('forgets a failed endpoint once it is deleted', async () => {
+    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await settled('version 10 realized', () => loop.realized().get('uid-p')?.generation === 10 && endpoints.journal.includes('regenerate 1'));
+    loop.repo.rulesSelecting = () => {
+      throw new Error('selector cache corrupt');
+    };
+    await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
+    await settled('the failure reported', () => loop.realized().get('uid-p')?.error !== undefined);
+    endpoints.records.splice(0, 1);
+    loop.endpointsChanged();
+    expect(loop.realized().get('uid-p')?.error, 'a deleted endpoint no longer counts').to.equal(undefined);
+  });
+
+  it('regenerates the endpoints whose egress names a port when the cluster named ports change', async () => {
+    namedPorts = [{ name: 'http', port: 8080, protocol: 6 }];
+    const egressOf = (id: number) => (endpoints.policies.get(id)?.entries ?? []).filter((e) => e.direction === 'egress').map((e) => `${e.identity}/${e.protocol}/${e.port}`);
+    await api.emit(
+      'ciliumnetworkpolicies',
+      'ADDED',
+      policy('40', { endpointSelector: { matchLabels: { app: 'db' } }, egress: [{ toEndpoints: [{ matchLabels: { app: 'web' } }], toPorts: [{ ports: [{ port: 'http', protocol: 'TCP' }] }] }] }),
+    );
+    await settled('db regenerated', () => endpoints.journal.includes('regenerate 2'));
+    expect(egressOf(2)).to.deep.equal(['1001/6/8080']);
+
+    endpoints.journal.length = 0;
+    namedPorts = [{ name: 'http', port: 9090, protocol: 6 }];
+    loop.namedPortsChanged();
+    await settled('db regenerated with the new port', () => endpoints.journal.includes('regenerate 2'));
+    expect(egressOf(2), 'the old port closed').to.deep.equal(['1001/6/9090']);
+    expect(endpoints.journal, 'only endpoints with egress named ports').to.deep.equal(['regenerate 2']);
+
+    endpoints.journal.length = 0;
+    loop.namedPortsChanged();
+    await new Promise((r) => setTimeout(r, 100));
+    await settled('queue empty', () => true);
+    expect(endpoints.journal, 'unchanged named ports regenerate nothing').to.deep.equal([]);
   });
 
   it('takes the cluster named ports from CiliumEndpoints', () => {

@@ -34,6 +34,7 @@ import {
   policyRefKey,
   PolicyRepository,
   resolvePolicy,
+  type Rule,
   unsupportedMessage,
 } from './index.js';
 
@@ -45,6 +46,8 @@ export const REASON_POLICY_NOT_ENFORCED = 'PolicyNotEnforced';
 const IDENTITY_KIND = 'CiliumIdentity';
 // Regenerates what an earlier key left owed (failed endpoints, identities learned in compute()).
 const SETTLE_KEY = 'Regenerate//owed';
+// The cluster's named ports (CiliumEndpoints) changed: egress named ports may resolve differently.
+const NAMED_PORTS_KEY = 'NamedPorts//cluster';
 const DENY_ALL: ComputedPolicy = { entries: [], enforcement: { ingress: true, egress: true } };
 const PROTOCOL_NUMBERS: Record<string, number> = { TCP: IPPROTO_TCP, UDP: IPPROTO_UDP, SCTP: IPPROTO_SCTP };
 
@@ -61,7 +64,10 @@ export interface PolicyLoopOptions {
   clusterName?: string;
   mode?: PolicyEnforcementMode;
   allowLocalhost?: boolean;
-  /** Named ports of the cluster's pods, for egress named ports (upstream's global named-port map). */
+  /**
+   * Named ports of the cluster's pods, for egress named ports (upstream's global named-port map);
+   * call `namedPortsChanged()` when they change.
+   */
   clusterNamedPorts?: () => readonly NamedPort[];
   /** Receives the CIDR identity rows whenever they change (the ipcache's `cidr` source). */
   ipcache?: (rows: readonly IPCacheEntry[]) => Promise<void>;
@@ -105,6 +111,11 @@ function describeRef(ref: PolicyRef): string {
   return `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
 }
 
+/** Whether a rule has an egress port given by name, which resolves against the cluster's named ports. */
+function usesEgressNamedPort(rule: Rule): boolean {
+  return rule.sections.some((s) => s.direction === 'egress' && s.ports?.some((p) => p.name !== undefined) === true);
+}
+
 /** Rows of both lists by prefix, `next` winning: what the ipcache holds while a change is applied. */
 function mergeRows(prev: readonly IPCacheEntry[], next: readonly IPCacheEntry[]): IPCacheEntry[] {
   const byPrefix = new Map(prev.map((r) => [r.prefix, r]));
@@ -129,13 +140,22 @@ export class PolicyLoop {
   /** Observation times of changes whose endpoints are still being regenerated. */
   private pendingDelays: number[] = [];
   private ipcacheRows: readonly IPCacheEntry[] = [];
-  private ipcacheSynced = '[]';
+  // Undefined until the first write, so the start clears CIDR rows a previous run left behind.
+  private ipcacheSynced?: string;
   private readonly outcomes = new Map<string, PolicyOutcome>();
   /** Policy keys whose last regeneration failed, with why. */
   private readonly regenerationErrors = new Map<string, string>();
   private published: RealizedReport = new Map();
   /** The last unsupported-parts note logged per endpoint, so a regeneration logs only news. */
   private readonly endpointNotes = new Map<number, string>();
+  /**
+   * Endpoints whose policy could not be computed (they deny everything), with their labels (absent
+   * when those did not parse either) and why: a failed regeneration, and an error in the report
+   * of every policy that selects them.
+   */
+  private readonly computeFailures = new Map<number, { labels?: LabelSet; error: string }>();
+  /** The cluster named ports the endpoints were last computed with, serialized. */
+  private namedPortsSeen = '';
 
   constructor(private readonly opts: PolicyLoopOptions) {
     this.log = opts.logger ?? newLogger('policy');
@@ -182,10 +202,28 @@ export class PolicyLoop {
     this.owed.clear();
     this.pendingDelays = [];
     this.observed.clear();
+    this.namedPortsSeen = JSON.stringify(this.opts.clusterNamedPorts?.() ?? []);
     await this.syncIPCache(this.repo.ipcacheEntries());
     this.updateGauges();
     this.publish();
     this.log.info('policy repository primed', { rules: this.repo.rules().length, revision: this.repo.revision, identities: this.identities.size });
+  }
+
+  /** The cluster's named ports changed: regenerates the endpoints whose egress uses one by name. */
+  namedPortsChanged(): void {
+    this.controller.enqueue(NAMED_PORTS_KEY);
+  }
+
+  /**
+   * The endpoint manager's set of endpoints changed: forgets what it kept of endpoints that are
+   * gone, so a deleted endpoint's failure no longer counts against its policies.
+   */
+  endpointsChanged(): void {
+    const live = new Set(this.endpoints?.list().map((e) => e.id) ?? []);
+    for (const id of this.endpointNotes.keys()) if (!live.has(id)) this.endpointNotes.delete(id);
+    let forgot = false;
+    for (const id of this.computeFailures.keys()) if (!live.has(id)) forgot = this.computeFailures.delete(id);
+    if (forgot) this.publish();
   }
 
   /** Runs until `signal` aborts; the resources must be started by the caller. */
@@ -198,6 +236,7 @@ export class PolicyLoop {
     const { kind, namespace, name } = splitLoopKey(key);
     if (kind === IDENTITY_KIND) this.applyIdentity(name);
     else if (kind === 'CiliumNetworkPolicy' || kind === 'CiliumClusterwideNetworkPolicy' || kind === 'NetworkPolicy') this.applyPolicy({ kind, namespace, name }, key, ctx.log);
+    else if (key === NAMED_PORTS_KEY) this.applyNamedPorts();
     this.updateGauges();
     const rows = this.repo.ipcacheEntries();
     const rowsChanged = JSON.stringify(rows) !== this.ipcacheSynced;
@@ -229,13 +268,26 @@ export class PolicyLoop {
   private publish(): void {
     const next: RealizedReport = new Map();
     for (const [key, o] of this.outcomes) {
-      const error = o.refused ?? this.regenerationErrors.get(key) ?? o.unsupported;
+      const error = o.refused ?? this.regenerationErrors.get(key) ?? this.computeFailureOf(key) ?? o.unsupported;
       const entry: RealizedPolicy = error === undefined ? { generation: o.generation } : { generation: o.generation, error };
       next.set(o.uid, entry);
     }
     const changed = JSON.stringify([...next]) !== JSON.stringify([...this.published]);
     this.published = next;
     if (changed) this.opts.onRealized?.();
+  }
+
+  /** Why an endpoint the policy of `key` selects denies everything, if one does. */
+  private computeFailureOf(key: string): string | undefined {
+    const { kind, namespace, name } = splitLoopKey(key);
+    const rules = this.repo.get({ kind: kind as PolicyKind, namespace, name })?.rules ?? [];
+    for (const [id, f] of this.computeFailures) {
+      // Unknown labels: it may be selected, and the report fails toward "not enforced".
+      if (f.labels === undefined || rules.some((r) => r.subject?.matches(f.labels as LabelSet) === true)) {
+        return `endpoint ${id}: policy could not be computed, all its traffic is denied: ${f.error}`;
+      }
+    }
+    return undefined;
   }
 
   private recordOutcome(key: string, ref: PolicyRef, obj: PolicyObject, outcome: Pick<PolicyOutcome, 'refused' | 'unsupported'>): void {
@@ -321,6 +373,19 @@ export class PolicyLoop {
     this.take(key, this.repo.upsertIdentity(id, labels).affected);
   }
 
+  /** Owes a regeneration to the local endpoints whose egress names a port, if the named ports changed. */
+  private applyNamedPorts(): void {
+    const seen = JSON.stringify(this.opts.clusterNamedPorts?.() ?? []);
+    if (seen === this.namedPortsSeen) return;
+    this.namedPortsSeen = seen;
+    const usesNamed = this.repo.rules().filter(usesEgressNamedPort);
+    if (usesNamed.length === 0) return;
+    for (const ep of this.endpoints?.list() ?? []) {
+      const labels = this.repo.selectorCache.labelsOf(ep.identity);
+      if (labels === undefined || usesNamed.some((r) => r.subject?.matches(labels) === true)) this.owed.add(ep.identity);
+    }
+  }
+
   /** Records what a change owes: its identities' endpoints, and its delay once they are done. */
   private take(key: string, affected: ReadonlySet<number>): void {
     for (const id of affected) this.owed.add(id);
@@ -342,6 +407,9 @@ export class PolicyLoop {
     for (const ep of targets) {
       try {
         await endpoints.regenerate(ep.id);
+        // Denying everything synced, but the policy asked for is not what is enforced.
+        const computeFailure = this.computeFailures.get(ep.id);
+        if (computeFailure !== undefined) throw new Error(`policy could not be computed, all traffic denied: ${computeFailure.error}`);
         this.metrics?.endpointRegenerations.inc({ outcome: 'success' });
       } catch (err) {
         if (err instanceof EndpointNotFoundError) continue;
@@ -381,7 +449,23 @@ export class PolicyLoop {
    * because of a failure.
    */
   private compute(ep: Readonly<EndpointRecord>): ComputedPolicy {
-    const labels = LabelSet.parse(ep.identityLabels);
+    let labels: LabelSet | undefined;
+    try {
+      labels = LabelSet.parse(ep.identityLabels);
+      const policy = this.resolve(ep, labels);
+      if (this.computeFailures.delete(ep.id)) this.publish();
+      return policy;
+    } catch (err) {
+      const error = (err as Error).message;
+      this.log.error('endpoint policy could not be resolved; denying everything', { endpoint: ep.id, identity: ep.identity, error });
+      const before = this.computeFailures.get(ep.id);
+      this.computeFailures.set(ep.id, { labels, error });
+      if (before?.error !== error) this.publish();
+      return DENY_ALL;
+    }
+  }
+
+  private resolve(ep: Readonly<EndpointRecord>, labels: LabelSet): ComputedPolicy {
     if (this.repo.selectorCache.labelsOf(ep.identity) === undefined) {
       this.identities.set(ep.identity, labels.key);
       const { affected } = this.repo.upsertIdentity(ep.identity, labels);
@@ -391,25 +475,20 @@ export class PolicyLoop {
         this.controller.enqueue(SETTLE_KEY);
       }
     }
-    try {
-      const namedPorts = ep.namedPorts.map((p) => ({ name: p.name, port: p.port, protocol: PROTOCOL_NUMBERS[p.protocol] ?? IPPROTO_TCP }));
-      const r = resolvePolicy(
-        this.repo,
-        { identity: ep.identity, labels, namedPorts },
-        { mode: this.opts.mode, allowLocalhost: this.opts.allowLocalhost, clusterNamedPorts: this.opts.clusterNamedPorts?.() },
-      );
-      const note = r.unsupported.map((u) => `${policyRefKey(u.policy)} ${unsupportedMessage([u])}`).join('; ');
-      if (note !== (this.endpointNotes.get(ep.id) ?? '')) {
-        if (note === '') this.endpointNotes.delete(ep.id);
-        else {
-          this.endpointNotes.set(ep.id, note);
-          this.log.warn('endpoint policy has parts that are not enforced', { endpoint: ep.id, pod: `${ep.namespace}/${ep.podName}`, revision: r.revision, unsupported: note });
-        }
+    const namedPorts = ep.namedPorts.map((p) => ({ name: p.name, port: p.port, protocol: PROTOCOL_NUMBERS[p.protocol] ?? IPPROTO_TCP }));
+    const r = resolvePolicy(
+      this.repo,
+      { identity: ep.identity, labels, namedPorts },
+      { mode: this.opts.mode, allowLocalhost: this.opts.allowLocalhost, clusterNamedPorts: this.opts.clusterNamedPorts?.() },
+    );
+    const note = r.unsupported.map((u) => `${policyRefKey(u.policy)} ${unsupportedMessage([u])}`).join('; ');
+    if (note !== (this.endpointNotes.get(ep.id) ?? '')) {
+      if (note === '') this.endpointNotes.delete(ep.id);
+      else {
+        this.endpointNotes.set(ep.id, note);
+        this.log.warn('endpoint policy has parts that are not enforced', { endpoint: ep.id, pod: `${ep.namespace}/${ep.podName}`, revision: r.revision, unsupported: note });
       }
-      return { entries: r.entries, enforcement: r.enforcement };
-    } catch (err) {
-      this.log.error('endpoint policy could not be resolved; denying everything', { endpoint: ep.id, identity: ep.identity, error: (err as Error).message });
-      return DENY_ALL;
     }
+    return { entries: r.entries, enforcement: r.enforcement };
   }
 }

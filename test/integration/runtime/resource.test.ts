@@ -122,9 +122,9 @@ describe('Resource (real apiserver)', function () {
   }
 
   /** A synced resource of the objects labelled `label` whose watch runs through an InterruptibleClient. */
-  async function interruptible(label: string) {
+  async function interruptible(label: string, extra: Partial<ResourceOptions<ConfigMap>> = {}) {
     const wrapped = new InterruptibleClient(client);
-    const r = resource(label, { client: wrapped, labelSelector: label });
+    const r = resource(label, { client: wrapped, labelSelector: label, ...extra });
     const events = recorder(r);
     await started(r);
     await pollUntil('watch open', () => wrapped.watches === 1, 5000);
@@ -215,7 +215,26 @@ describe('Resource (real apiserver)', function () {
     expect(r.synced).to.equal(true);
   });
 
-  it('keeps objects the validator refuses out of the store and reports them', async () => {
+  it('holds a once-valid object at its last valid version through a relist that brings it refused', async () => {
+    const refused: string[] = [];
+    const held = await create(configMap('held', { relisted: 'yes' }, { port: '80' }));
+    const { wrapped, r, events } = await interruptible('relisted', {
+      validate: (obj) => ((obj as ConfigMap).data?.port === 'x' ? { ok: false, errors: [{ path: 'data.port', message: 'must be digits' }] } : { ok: true, value: obj as ConfigMap }),
+      onInvalid: (obj) => refused.push(obj.metadata?.name ?? ''),
+    });
+    wrapped.hold();
+    wrapped.expireNext();
+    wrapped.cut();
+    await pollUntil('reconnect waiting', () => wrapped.watches === 2, 5000);
+    await update({ ...held, data: { port: 'x' } });
+    wrapped.release();
+    await pollUntil('relist refused it', () => r.health().relists === 1 && refused.length === 1, 10_000);
+    expect(r.store.get(`${ns.name}/held`)?.data?.port).to.equal('80');
+    expect(r.health().heldInvalid).to.equal(1);
+    expect(events, 'no delete').to.deep.equal(['add held']);
+  });
+
+  it('keeps a never-valid object out, and holds a once-valid one at its last valid version while it is refused', async () => {
     const refused: string[] = [];
     const r = resource('validated', {
       labelSelector: 'checked',
@@ -225,19 +244,46 @@ describe('Resource (real apiserver)', function () {
           ? { ok: false, errors: [{ path: 'data.port', message: 'must be digits' }] }
           : { ok: true, value: cm };
       },
-      onInvalid: (obj, errors) => refused.push(`${obj.metadata?.name}: ${errors.map((e) => `${e.path} ${e.message}`).join()}`),
+      onInvalid: (obj, errors) => refused.push(`${obj.metadata?.name} ${(obj as ConfigMap).data?.port}: ${errors.map((e) => `${e.path} ${e.message}`).join()}`),
     });
-    const events = recorder(r);
+    const events: string[] = [];
+    r.on({
+      add: (o) => events.push(`add ${o.metadata.name} ${o.data?.port}`),
+      update: (o, n) => events.push(`update ${o.metadata.name} ${o.data?.port}->${n.data?.port}`),
+      delete: (o) => events.push(`delete ${o.metadata.name} ${o.data?.port}`),
+    });
     await started(r);
     const good = await create(configMap('v-good', { checked: 'y' }, { port: '80' }));
-    await create(configMap('v-bad', { checked: 'y' }, { port: 'http' }));
+    const bad = await create(configMap('v-bad', { checked: 'y' }, { port: 'http' }));
     await pollUntil('v-bad refused', () => refused.length === 1, 10_000);
-    expect(refused).to.deep.equal(['v-bad: data.port must be digits']);
-    expect(r.store.has(`${ns.name}/v-bad`)).to.equal(false);
-    // A stored object that turns invalid leaves the store, as a delete.
-    await update({ ...good, data: { port: 'x' } });
-    await pollUntil('v-good removed', () => !r.store.has(`${ns.name}/v-good`), 10_000);
-    expect(events).to.deep.equal(['add v-good', 'delete v-good']);
+    expect(refused).to.deep.equal(['v-bad http: data.port must be digits']);
+    expect(r.store.has(`${ns.name}/v-bad`), 'never valid: not stored').to.equal(false);
+    expect(r.health().heldInvalid).to.equal(0);
+
+    // Valid before, refused now: the last valid version stays, with no event, and every refused
+    // version is reported until a valid one comes.
+    const x = await update({ ...good, data: { port: 'x' } });
+    await pollUntil('v-good x refused', () => refused.length === 2, 10_000);
+    const y = await update({ ...x, data: { port: 'y' } });
+    await pollUntil('v-good y refused', () => refused.length === 3, 10_000);
+    expect(refused.slice(1)).to.deep.equal(['v-good x: data.port must be digits', 'v-good y: data.port must be digits']);
+    expect(r.store.get(`${ns.name}/v-good`)?.data?.port, 'last valid version kept').to.equal('80');
+    expect(r.health().heldInvalid).to.equal(1);
+    const fixed = await update({ ...y, data: { port: '81' } });
+    await pollUntil('v-good valid again', () => r.store.get(`${ns.name}/v-good`)?.data?.port === '81', 10_000);
+    expect(r.health().heldInvalid).to.equal(0);
+
+    // Held while refused, then deleted: the delete is delivered with the last valid version.
+    await update({ ...fixed, data: { port: 'z' } });
+    await pollUntil('v-good z refused', () => refused.length === 4, 10_000);
+    expect(r.health().heldInvalid).to.equal(1);
+    await remove('v-good');
+    await pollUntil('v-good deleted', () => !r.store.has(`${ns.name}/v-good`), 10_000);
+    expect(r.health().heldInvalid).to.equal(0);
+
+    await update({ ...bad, data: { port: '90' } });
+    await pollUntil('v-bad valid', () => r.store.has(`${ns.name}/v-bad`), 10_000);
+    expect(events).to.deep.equal(['add v-good 80', 'update v-good 80->81', 'delete v-good 81', 'add v-bad 90']);
   });
 
   it('waitForSync rejects when its signal aborts first', async () => {
