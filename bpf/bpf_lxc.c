@@ -148,14 +148,20 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 				return drop_packet(&v, ret, line);
 		}
 		ct_account(entry, &p, state == CT_REPLY, now);
+		frag_record(&p);
 		return forward_packet(&v);
 	}
 
 	peer = peer_identity(egress ? p.daddr : p.saddr);
 	set_labels(&v, ep, peer, egress);
 
+	/* A later fragment passes only on the entry its first fragment made or found: one never
+	 * starts a flow, so it cannot plant an entry for a tuple its first fragment was denied. */
+	if (p.is_fragment)
+		return drop_packet(&v, DROP_FRAG_NOT_FOUND, __LINE__);
+
 	if (p.protocol == IPPROTO_ICMP && icmp_is_error(p.icmp_type) &&
-	    ct_lookup_related4(skb, &p, ct_dir, now) == CT_RELATED) {
+	    ct_lookup_related4(skb, &p, ct_dir, now, rev) == CT_RELATED) {
 		send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 				  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_RELATED);
 		return forward_packet(&v);
@@ -171,6 +177,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 
 	if (ct_create4(ct, &p, ct_dir, v.src_label, now, rev, policy_dport(&p)) < 0)
 		return drop_packet(&v, DROP_CT_CREATE_FAILED, __LINE__);
+	frag_record(&p);
 	send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 			  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_NEW);
 	return forward_packet(&v);

@@ -63,6 +63,10 @@ struct pkt {
 	__u8 icmp_code;
 	/* A fragment other than the first: its ports come from cilium_ipv4_frag_datagrams. */
 	__u8 is_fragment;
+	/* The first fragment of a datagram more fragments follow: its ports are recorded for them
+	 * under ip_id once it passes. */
+	__u8 is_first_fragment;
+	__be16 ip_id;
 };
 
 /* ICMPv4 header and types (linux/icmp.h pulls in libc headers a BPF build cannot use). */

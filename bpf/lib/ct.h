@@ -134,11 +134,12 @@ static __always_inline int icmp_is_error(__u8 type)
 	return type == ICMP_DEST_UNREACH || type == ICMP_TIME_EXCEEDED || type == ICMP_PARAMETERPROB;
 }
 
-static __always_inline int ct_entry_live(void *map, const struct ipv4_ct_tuple *t, __u32 now)
+/* A live entry whose cached verdict holds at revision `rev`. */
+static __always_inline int ct_entry_current(void *map, const struct ipv4_ct_tuple *t, __u32 now, __u32 rev)
 {
 	struct ct_entry *e = bpf_map_lookup_elem(map, t);
 
-	return e && e->lifetime >= now;
+	return e && e->lifetime >= now && e->policy_rev == rev;
 }
 
 /* An ICMP error quotes the packet that caused it. It is RELATED when that quoted packet belongs
@@ -146,8 +147,11 @@ static __always_inline int ct_entry_live(void *map, const struct ipv4_ct_tuple *
  * the quote where the error's direction puts it: an error delivered to the endpoint (ingress)
  * is about a packet the endpoint sent, so the quote's source is the endpoint; an error the
  * endpoint sends (egress) is about a packet it received, so the quote's destination is it.
- * Without that, any peer could pass errors about other endpoints' flows. */
-static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struct pkt *p, __u8 dir, __u32 now)
+ * Without that, any peer could pass errors about other endpoints' flows. The flow's cached verdict
+ * must hold at the current revision `rev`: an error about a flow policy may now deny is judged by
+ * policy like a new packet. */
+static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struct pkt *p, __u8 dir, __u32 now,
+					      __u32 rev)
 {
 	__u32 inner_off = p->l4_off + sizeof(struct icmphdr);
 	struct ipv4_ct_tuple t;
@@ -166,10 +170,10 @@ static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struc
 	map = ct_map_for(inner.protocol);
 
 	ct_tuple_forward(&t, inner.saddr, inner.daddr, sport, dport, inner.protocol, dir ^ 1);
-	if (ct_entry_live(map, &t, now))
+	if (ct_entry_current(map, &t, now, rev))
 		return CT_RELATED;
 	ct_tuple_reverse(&t, inner.saddr, inner.daddr, sport, dport, inner.protocol, dir);
-	if (ct_entry_live(map, &t, now))
+	if (ct_entry_current(map, &t, now, rev))
 		return CT_RELATED;
 	return CT_NEW;
 }

@@ -207,7 +207,9 @@ struct {
 } cilium_policy_revision SEC(".maps");
 
 /* cilium_ipv4_frag_datagrams (upstream): the L4 ports of a fragmented datagram, recorded from its
- * first fragment so later fragments (which carry no L4 header) are judged as the same flow. */
+ * first fragment once that passed, so later fragments (which carry no L4 header) are judged as the
+ * same flow. ICMP ports alone do not say the type (an echo request and a reply with id 0 share
+ * them), so the record keeps the type and code too. */
 struct ipv4_frag_id {
 	__be32 daddr;
 	__be32 saddr;
@@ -219,6 +221,9 @@ struct ipv4_frag_id {
 struct ipv4_frag_l4ports {
 	__be16 sport;
 	__be16 dport;
+	__u8 icmp_type;
+	__u8 icmp_code;
+	__u8 pad[2];
 };
 
 struct {

@@ -81,16 +81,6 @@ static __always_inline int load_l4_ports(struct __sk_buff *skb, __u32 off, __u8 
 	return 0;
 }
 
-/* Fragments of one datagram share addresses, protocol and IP id (upstream's key). */
-static __always_inline void frag_id_of(const struct iphdr *ip, struct ipv4_frag_id *id)
-{
-	id->daddr = ip->daddr;
-	id->saddr = ip->saddr;
-	id->id = ip->id;
-	id->proto = ip->protocol;
-	id->pad = 0;
-}
-
 /* The ports (and TCP flags, ICMP type/code) of a packet that carries its L4 header. */
 static __always_inline int parse_ipv4_l4(struct __sk_buff *skb, struct pkt *p)
 {
@@ -117,14 +107,25 @@ static __always_inline int parse_ipv4_l4(struct __sk_buff *skb, struct pkt *p)
 	return load_l4_ports(skb, p->l4_off, p->protocol, &p->sport, &p->dport, NULL);
 }
 
+/* Fragments of one datagram share addresses, protocol and IP id (upstream's key). */
+static __always_inline void frag_id_of(const struct pkt *p, struct ipv4_frag_id *id)
+{
+	id->daddr = p->daddr;
+	id->saddr = p->saddr;
+	id->id = p->ip_id;
+	id->proto = p->protocol;
+	id->pad = 0;
+}
+
 /* Returns 0 or a negative drop reason. A fragment other than the first carries no L4 header: it
- * takes the ports its first fragment recorded, and without them it drops (175), as upstream. */
+ * takes the ports (and ICMP type and code) its first fragment recorded, and without them it drops
+ * (175), as upstream. Nothing is recorded here: only a first fragment that passed is
+ * (frag_record), so a dropped or spoofed one leaves nothing for later fragments to ride on. */
 static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 {
-	struct ipv4_frag_l4ports *ports;
+	struct ipv4_frag_l4ports *rec;
 	struct ipv4_frag_id id;
 	struct iphdr ip;
-	int ret;
 
 	if (skb_read(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
 		return -DROP_INVALID;
@@ -135,24 +136,38 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 	p->protocol = ip.protocol;
 	p->len = skb->len;
 	p->l4_off = ETH_HLEN + ip.ihl * 4;
+	p->ip_id = ip.id;
 	p->is_fragment = (ip.frag_off & bpf_htons(IP_FRAG_OFFSET_MASK)) != 0;
 	if (p->is_fragment) {
-		frag_id_of(&ip, &id);
-		ports = bpf_map_lookup_elem(&cilium_ipv4_frag_datagrams, &id);
-		if (!ports)
+		frag_id_of(p, &id);
+		rec = bpf_map_lookup_elem(&cilium_ipv4_frag_datagrams, &id);
+		if (!rec)
 			return -DROP_FRAG_NOT_FOUND;
-		p->sport = ports->sport;
-		p->dport = ports->dport;
+		p->sport = rec->sport;
+		p->dport = rec->dport;
+		p->icmp_type = rec->icmp_type;
+		p->icmp_code = rec->icmp_code;
 		return 0;
 	}
-	ret = parse_ipv4_l4(skb, p);
-	if (ret < 0 || !(ip.frag_off & bpf_htons(IP_MF)))
-		return ret;
-	/* The first fragment of a datagram the kernel will reassemble: remember its ports. */
-	frag_id_of(&ip, &id);
-	struct ipv4_frag_l4ports rec = { .sport = p->sport, .dport = p->dport };
+	p->is_first_fragment = (ip.frag_off & bpf_htons(IP_MF)) != 0;
+	return parse_ipv4_l4(skb, p);
+}
+
+/* Records the ports of a first fragment that passed, for the later fragments of its datagram. */
+static __always_inline void frag_record(const struct pkt *p)
+{
+	struct ipv4_frag_l4ports rec = {
+		.sport = p->sport,
+		.dport = p->dport,
+		.icmp_type = p->icmp_type,
+		.icmp_code = p->icmp_code,
+	};
+	struct ipv4_frag_id id;
+
+	if (!p->is_first_fragment)
+		return;
+	frag_id_of(p, &id);
 	bpf_map_update_elem(&cilium_ipv4_frag_datagrams, &id, &rec, BPF_ANY);
-	return 0;
 }
 
 #endif

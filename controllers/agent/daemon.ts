@@ -142,6 +142,7 @@ export class AgentDaemon {
       clusterName: config['cluster-name'],
       labelFilter: filter,
       logger: log,
+      registry: this.registry,
     });
     this.policy.bindEndpoints(this.endpoints);
     // Egress named ports resolve against every pod's named ports: a change re-resolves them.
@@ -173,6 +174,7 @@ export class AgentDaemon {
     this.manager = new Manager({ name: COMPONENT, registry: this.registry, logger: log, health: { host: '127.0.0.1', port: config['agent-health-port'] } });
     for (const r of [...this.watches(), ciliumNodes, ceps, this.node.resource] as Resource<KubeObject>[]) this.manager.addResource(r);
     this.manager.add('agent', (signal) => this.run(signal));
+    this.manager.add('endpoint-cep-sync', (signal) => this.endpoints.start(signal));
     // Before its endpoints are restored the agent is not ready: a CNI ADD then would race them.
     this.manager.addHealthCheck('endpoint-restore', () => this.restoreReport !== undefined);
     const metricsAddr = config['prometheus-serve-addr'];

@@ -279,6 +279,28 @@ describe('LinuxDatapath', function () {
       expect(lastDropReason()).to.equal(133);
     });
 
+    it('fails the endpoint closed when the policy revision cannot be published, keeping both causes', async function () {
+      await dp.syncPolicy(ep.id, ...enforcingWhereEntries([allow(peer.identity, 80)]));
+      expect(synTo(peer.ip, 80)).to.equal(0);
+      const revision = pinned('cilium_policy_revision');
+      try {
+        revision.freeze(); // every later bump fails with EPERM
+        const err = await rejection(dp.syncPolicy(ep.id, ...enforcingWhereEntries([allow(peer.identity, 81)])));
+        expect(err.message).to.match(/^cilium_policy_revision: could not be bumped after policy sync of endpoint 10, cached verdicts may be stale; endpoint\(s\) 10 drop all traffic \(203\)/);
+        dp.drainEvents();
+        expect(synTo(peer.ip, 81), 'the new allow is not trusted without a revision').to.equal(2);
+        expect(lastDropReason()).to.equal(203);
+        const both = await rejection(dp.syncPolicy(ep.id, ...enforcingWhereEntries([{ ...allow(peer.identity, 80), port: 70000 }])));
+        expect(both.message).to.match(/could not be bumped after policy sync of endpoint 10.*the policy sync of endpoint 10 itself failed: .*port must be an integer/);
+        expect((both.cause as AggregateError).errors.map((e: Error) => e.message)).to.satisfy((m: string[]) => m.length === 2 && /policy cannot be computed/.test(m[0]!) && /cilium_policy_revision|EPERM|not permitted/i.test(m[1]!));
+      } finally {
+        revision.close();
+        // The frozen revision fails the endpoint's removal; take the programs off by hand.
+        for (const d of opened.splice(0)) await d.close();
+        for (const hook of ['tc-ingress', 'tc-egress'] as const) tcDetach({ ifindex: ep.ifindex, hook });
+      }
+    });
+
     it('leaves the endpoint closed when a write fails part way, counting the writes made', async function () {
       await dp.syncPolicy(ep.id, ...enforcingWhereEntries([allow(peer.identity, 443)]));
       // Fill the map behind the datapath's back, so its next additions run out of room.
@@ -302,6 +324,46 @@ describe('LinuxDatapath', function () {
       // The shadow was re-read: the next sync removes what was written behind its back.
       expect(await dp.syncPolicy(ep.id, ...enforcingWhereEntries(next))).to.deep.equal({ added: 2, updated: 0, removed: POLICY_MAP_MAX_ENTRIES - 2 });
       expect(synTo(peer.ip, 1001)).to.equal(0);
+    });
+  });
+
+  describe('policy revision', function () {
+    function revision(): number {
+      const map = pinned('cilium_policy_revision');
+      try {
+        return map.lookup(u32(0))?.readUInt32LE(0) ?? 0;
+      } finally {
+        map.close();
+      }
+    }
+
+    it('moves once per change that writes, never on an identical call, and counts the bump', async function () {
+      const dp = await open();
+      const ep = endpoint(0);
+      const policy: PolicyEntry[] = [{ identity: 1, direction: 'egress', protocol: 6, port: 443, deny: false }];
+      const changes: Array<[string, () => Promise<unknown>]> = [
+        ['upsertEndpoint', () => dp.upsertEndpoint(ep)],
+        ['syncPolicy', () => dp.syncPolicy(ep.id, ...enforcingWhereEntries(policy))],
+        ['syncIPCache', () => dp.syncIPCache('endpoint', ipcache(5, () => 1))],
+      ];
+      for (const [name, change] of changes) {
+        const rev = revision();
+        const bumps = dp.mapWrites()['cilium_policy_revision']?.updates ?? 0;
+        await change();
+        expect(revision(), `${name} that writes`).to.equal(rev + 1);
+        expect(dp.mapWrites()['cilium_policy_revision']?.updates, `${name} counts its bump`).to.equal(bumps + 1);
+        const writes = dp.mapWrites();
+        await change();
+        expect(revision(), `identical ${name}`).to.equal(rev + 1);
+        expect(dp.mapWrites(), `identical ${name}`).to.deep.equal(writes);
+      }
+      const rev = revision();
+      expect(await dp.resync()).to.deep.include({ cilium_lxc: { added: 0, updated: 0, removed: 0 } });
+      expect(revision(), 'a resync that repairs nothing').to.equal(rev);
+      await dp.removeEndpoint(ep.id);
+      expect(revision()).to.equal(rev + 1);
+      await dp.removeEndpoint(ep.id);
+      expect(revision(), 'removing what is gone').to.equal(rev + 1);
     });
   });
 
@@ -599,6 +661,41 @@ describe('LinuxDatapath', function () {
       expect(dp.testRun('to-container', back, 1, ep.ifindex).retval).to.equal(2);
       expect(dropReasons(dp)).to.deep.equal([132, 151]);
       expect(await dp.pruneEndpoints([])).to.deep.equal([]);
+    });
+
+    it('closes an endpoint and drops its pin before flushing conntrack, so a failed flush leaks nothing', async function () {
+      const dp = await open();
+      const ep = endpoint(0);
+      await dp.upsertEndpoint(ep);
+      await dp.syncPolicy(ep.id, [], NOT_ENFORCING);
+      expect(dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: 1000, dport: 80, flags: TCP_SYN })).retval).to.equal(0);
+      const ct = pinned('cilium_ct4_global');
+      try {
+        ct.freeze(); // the flush's delete fails with EPERM
+        const err = await rejection(dp.removeEndpoint(ep.id));
+        expect(err.message).to.match(/cilium_ct4_global/);
+      } finally {
+        ct.close();
+      }
+      expect(existsSync(path.join(pinDir!, 'cilium_policy_00010')), 'policy pin').to.equal(false);
+      expect(policyInUse(ep.id), 'cilium_policy_maps entry').to.equal(undefined);
+      expect(dp.endpointPolicy.bind(dp, ep.id)).to.throw(/is not known to this datapath/);
+    });
+
+    it('flushes the conntrack of every pruned endpoint and nothing else', async function () {
+      const dp = await open();
+      const [a, b] = [endpoint(0), endpoint(1)];
+      for (const ep of [a, b]) {
+        await dp.upsertEndpoint(ep);
+        await dp.syncPolicy(ep.id, [], NOT_ENFORCING);
+        for (let port = 1000; port < 1010; port++) expect(dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: '192.0.2.1', sport: port, dport: 80, flags: TCP_SYN })).retval).to.equal(0);
+      }
+      const other = await open();
+      expect(await other.pruneEndpoints([b.id])).to.deep.equal([a.id]);
+      expect(other.conntrack().map((c) => c.tuple.saddr)).to.have.members(Array(10).fill(b.ipv4));
+      expect(await other.pruneEndpoints([])).to.deep.equal([b.id]);
+      expect(other.conntrack()).to.deep.equal([]);
+      expect(other.mapWrites()['cilium_ct4_global']).to.deep.equal({ updates: 0, deletes: 20 });
     });
   });
 

@@ -11,9 +11,9 @@ import { BpfObject } from '../libbpf/object.js';
 import type { BpfProgram, TestRunResult } from '../libbpf/prog.js';
 import { tcAttach, tcDetach, tcQuery, type TcAttachPoint } from '../libbpf/tc.js';
 import type { DatapathLogger } from '../log.js';
-import { decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
+import { CT_TUPLE_LAYOUT, decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
 import { DATAPATH_LAYOUTS } from '../maps/datapath-layouts.js';
-import { ipv4String } from '../maps/ipv4.js';
+import { ipv4Bytes, ipv4String } from '../maps/ipv4.js';
 import { assertLayouts, describeFailure } from '../maps/layout.js';
 import { decodeEndpointInfo, decodeEndpointKey, encodeEndpointInfo, encodeEndpointKey, type EndpointInfo } from '../maps/lxc.js';
 import { decodeMetricsKey, sumPerCpu } from '../maps/metrics.js';
@@ -61,6 +61,8 @@ const IGNORABLE_DETACH_ERRNOS = new Set([ENOENT, EINVAL, ENODEV]);
 const MAP_NAMES = ['cilium_lxc', 'cilium_ipcache_v2', 'cilium_policy_maps', 'cilium_policy_revision', 'cilium_ct4_global', 'cilium_ct_any4_global', 'cilium_metrics', 'cilium_events'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 const CT_MAPS = ['cilium_ct4_global', 'cilium_ct_any4_global'] as const;
+const CT_SADDR_OFFSET = CT_TUPLE_LAYOUT.members.saddr.offset;
+const CT_DADDR_OFFSET = CT_TUPLE_LAYOUT.members.daddr.offset;
 
 // tc ingress of the host veth sees what the pod sends, tc egress what it receives.
 const PROGRAM_OF_HOOK: Record<TcAttachPoint, EndpointProgram> = { 'tc-ingress': 'from-container', 'tc-egress': 'to-container' };
@@ -120,6 +122,8 @@ export class LinuxDatapath implements Datapath {
   private restoredIpcache: MapContents | undefined;
   private readonly eventStream: EventStream;
   private closed = false;
+  // Program attachments this instance made: like map writes, they make a new policy revision.
+  private programChanges = 0;
 
   private constructor(
     bpffsDir: string,
@@ -186,28 +190,23 @@ export class LinuxDatapath implements Datapath {
     return settle(() => {
       this.live();
       checkEndpointSpec(ep);
-      try {
-        this.upsertEndpointState(ep);
-      } finally {
-        this.publishRevision();
-      }
+      this.withRevision('endpoint upsert', () => this.openEndpoints(), () => this.freeingAddresses(`endpoint ${ep.id} upsert`, (leaving) => this.upsertEndpointState(ep, leaving)));
     });
   }
 
-  private upsertEndpointState(ep: EndpointSpec): void {
+  /** `leaving` gets the addresses whose conntrack must go: the endpoint's old ones and one it takes over. */
+  private upsertEndpointState(ep: EndpointSpec, leaving: string[]): void {
     const key = encodeEndpointKey(ep.ipv4);
     const info: EndpointInfo = { ifindex: ep.ifindex, lxcId: ep.id, flags: 0, mac: ep.mac, nodeMac: ep.nodeMac, secId: ep.identity, parentIfindex: 0 };
     const value = encodeEndpointInfo(info);
 
     const policy = this.policyMap(ep.id, true);
     this.closeStalePolicy(ep.id, policy);
-    const moved: string[] = [];
     for (const [ip] of this.lxcEntriesOf(ep.id)) {
       if (ip === ep.ipv4) continue;
       this.lxc.remove(encodeEndpointKey(ip));
-      moved.push(ip);
+      leaving.push(ip);
     }
-    this.flushConntrack(moved);
     const previous = this.lxc.contents.get(key.toString('hex'));
     const previousOwner = previous === undefined ? undefined : decodeEndpointInfo(previous.value).lxcId;
     this.lxc.set(key, value);
@@ -215,7 +214,7 @@ export class LinuxDatapath implements Datapath {
       // The old owner's flows must not pass as established for the new owner. Flushed after
       // the entry moved, so the old owner's veth cannot open new ones in between.
       this.log.warn('endpoint address taken over from another endpoint', { endpoint: ep.id, ip: ep.ipv4, previousEndpoint: previousOwner });
-      this.flushConntrack([ep.ipv4]);
+      leaving.push(ep.ipv4);
     }
     // The programs go on last, so no packet meets a half-made endpoint.
     try {
@@ -235,11 +234,7 @@ export class LinuxDatapath implements Datapath {
     return settle(() => {
       this.live();
       checkEndpointId(id);
-      try {
-        this.removeEndpointState(id);
-      } finally {
-        this.publishRevision();
-      }
+      this.withRevision('endpoint removal', () => this.openEndpoints(), () => this.freeingAddresses(`endpoint ${id} removal`, (leaving) => this.removeEndpointState(id, leaving)));
     });
   }
 
@@ -259,11 +254,11 @@ export class LinuxDatapath implements Datapath {
         if (id !== undefined) known.add(id);
       }
       const removed = [...known].filter((id) => !keep.has(id)).sort((a, b) => a - b);
-      try {
-        for (const id of removed) this.removeEndpointState(id);
-      } finally {
-        if (removed.length > 0) this.publishRevision();
-      }
+      this.withRevision('endpoint prune', () => this.openEndpoints(), () =>
+        this.freeingAddresses('endpoint prune', (leaving) => {
+          for (const id of removed) this.removeEndpointState(id, leaving);
+        }),
+      );
       if (removed.length > 0) this.log.info('pruned endpoints no desired state names', { endpoints: removed });
       return removed;
     });
@@ -279,23 +274,59 @@ export class LinuxDatapath implements Datapath {
       const merged = mergeIpcacheSources(sources, restored, this.ipcache.maxEntries);
       this.ipcacheSources = sources;
       this.restoredIpcache = restored;
-      try {
-        return this.ipcache.sync(merged);
-      } finally {
-        this.publishRevision();
-      }
+      return this.withRevision('ipcache sync', () => this.openEndpoints(), () => this.ipcache.sync(merged));
     });
   }
 
   /**
-   * Tells the programs that verdicts may have changed: every conntrack entry allowed at an older
-   * revision is judged by policy again at its next packet. Called after every write that can
-   * change a verdict, failed ones included (they may have written part of their change).
+   * Runs `change`, then tells the programs that verdicts may have changed when it wrote a map or
+   * attached programs, or failed (it may have written part of its change): every conntrack entry
+   * allowed at an older revision is judged by policy again at its next packet. A change that
+   * wrote nothing leaves every cached verdict valid. When the revision cannot be published, the
+   * endpoints whose verdicts the change may have altered (`affected`) are failed closed (203),
+   * since their stale allows would otherwise hold.
    */
-  private publishRevision(): void {
-    const map = this.maps.cilium_policy_revision;
-    const current = map.lookup(REVISION_KEY)?.readUInt32LE(0) ?? 0;
-    map.update(REVISION_KEY, u32((current + 1) >>> 0));
+  private withRevision<T>(what: string, affected: () => Iterable<number>, change: () => T): T {
+    const before = this.writes.total() + this.programChanges;
+    let result: T;
+    try {
+      result = change();
+    } catch (err) {
+      this.publishRevisionOrClose(what, affected, err);
+      throw err;
+    }
+    if (this.writes.total() + this.programChanges !== before) this.publishRevisionOrClose(what, affected);
+    return result;
+  }
+
+  /** Publishes a new revision; when that fails, closes `affected` and throws with `changeErr` kept. */
+  private publishRevisionOrClose(what: string, affected: () => Iterable<number>, changeErr?: unknown): void {
+    try {
+      const map = this.maps.cilium_policy_revision;
+      const current = map.lookup(REVISION_KEY)?.readUInt32LE(0) ?? 0;
+      map.update(REVISION_KEY, u32((current + 1) >>> 0));
+      this.writes.update('cilium_policy_revision');
+    } catch (revErr) {
+      const ids = [...affected()];
+      const errors = changeErr === undefined ? [revErr] : [changeErr, revErr];
+      const notClosed: string[] = [];
+      for (const id of ids) {
+        try {
+          this.failClosed(id);
+        } catch (closeErr) {
+          notClosed.push(`${id} (${describeFailure(closeErr)})`);
+          errors.push(closeErr);
+        }
+      }
+      const closed = notClosed.length === 0 ? `endpoint(s) ${ids.join(', ') || 'none'} drop all traffic (203) until a sync succeeds` : `endpoint(s) NOT closed: ${notClosed.join(', ')}`;
+      const failed = changeErr === undefined ? '' : `; the ${what} itself failed: ${describeFailure(changeErr)}`;
+      throw new DatapathError('cilium_policy_revision', `could not be bumped after ${what}, cached verdicts may be stale; ${closed}: ${describeFailure(revErr)}${failed}`, { cause: new AggregateError(errors, `${what}: policy revision not published`) });
+    }
+  }
+
+  /** Endpoints whose programs can reach a policy: those a node-wide change may alter verdicts of. */
+  private openEndpoints(): number[] {
+    return [...this.policyAttached.keys()];
   }
 
   /** What the endpoint enforces now, as its last successful syncPolicy left it. */
@@ -318,7 +349,7 @@ export class LinuxDatapath implements Datapath {
       this.live();
       checkEndpointId(endpointId);
       this.realized.delete(endpointId);
-      try {
+      return this.withRevision(`policy sync of endpoint ${endpointId}`, () => [endpointId], () => {
         let map: ShadowedMap;
         try {
           map = this.policyMap(endpointId, false);
@@ -334,9 +365,7 @@ export class LinuxDatapath implements Datapath {
         const result = this.writePolicy(endpointId, map, desired, true);
         this.realized.set(endpointId, { entries: [...entries], enforcement: { ...enforcement } });
         return result;
-      } finally {
-        this.publishRevision();
-      }
+      });
     });
   }
 
@@ -384,39 +413,38 @@ export class LinuxDatapath implements Datapath {
   resync(): Promise<Record<string, SyncResult>> {
     return settle(() => {
       this.live();
-      const out: Record<string, SyncResult> = {};
-      const failed: Array<{ name: string; err: unknown }> = [];
-      const attempt = (name: string, fn: () => SyncResult): void => {
-        try {
-          out[name] = fn();
-        } catch (err) {
-          failed.push({ name, err });
-        }
-      };
-      attempt('cilium_lxc', () => this.lxc.resync());
-      attempt('cilium_ipcache_v2', () => this.ipcache.resync());
-      for (const [id, map] of this.policyMaps) {
-        attempt(map.name, () => {
-          map.reload();
-          return this.writePolicy(id, map, map.intended, this.policyAttached.has(id));
-        });
-      }
-      attempt('cilium_policy_maps', () => this.resyncPolicyAttachments());
-      // Repairs may have changed verdicts.
-      try {
-        this.publishRevision();
-      } catch (err) {
-        failed.push({ name: 'cilium_policy_revision', err });
-      }
-      if (failed.length > 0) {
-        throw new DatapathError(
-          'datapath resync',
-          `${failed.length} map(s) could not be repaired, the rest were: ${failed.map((f) => `${f.name}: ${describeFailure(f.err)}`).join('; ')}`,
-          { cause: new AggregateError(failed.map((f) => f.err), 'datapath resync') },
-        );
-      }
-      return out;
+      return this.withRevision('datapath resync', () => this.openEndpoints(), () => this.repairMaps());
     });
+  }
+
+  /** resync's repairs; every map is tried and the failures thrown together. */
+  private repairMaps(): Record<string, SyncResult> {
+    const out: Record<string, SyncResult> = {};
+    const failed: Array<{ name: string; err: unknown }> = [];
+    const attempt = (name: string, fn: () => SyncResult): void => {
+      try {
+        out[name] = fn();
+      } catch (err) {
+        failed.push({ name, err });
+      }
+    };
+    attempt('cilium_lxc', () => this.lxc.resync());
+    attempt('cilium_ipcache_v2', () => this.ipcache.resync());
+    for (const [id, map] of this.policyMaps) {
+      attempt(map.name, () => {
+        map.reload();
+        return this.writePolicy(id, map, map.intended, this.policyAttached.has(id));
+      });
+    }
+    attempt('cilium_policy_maps', () => this.resyncPolicyAttachments());
+    if (failed.length > 0) {
+      throw new DatapathError(
+        'datapath resync',
+        `${failed.length} map(s) could not be repaired, the rest were: ${failed.map((f) => `${f.name}: ${describeFailure(f.err)}`).join('; ')}`,
+        { cause: new AggregateError(failed.map((f) => f.err), 'datapath resync') },
+      );
+    }
+    return out;
   }
 
   events(signal?: AbortSignal): AsyncIterable<DatapathEvent> {
@@ -623,6 +651,7 @@ export class LinuxDatapath implements Datapath {
         const current = tcQuery(filter);
         if (current !== prog.id) {
           tcAttach({ ...filter, progFd: prog.fd });
+          this.programChanges++;
           if (current === undefined) added.push(hook);
         }
       } catch (err) {
@@ -666,13 +695,11 @@ export class LinuxDatapath implements Datapath {
    * The programs stay on the endpoint's veth: without its cilium_lxc entry they drop every IPv4
    * packet there, so a pod that outlives its endpoint is never left unfiltered.
    */
-  private removeEndpointState(id: number): void {
-    const ips: string[] = [];
+  private removeEndpointState(id: number, leaving: string[]): void {
     for (const [ip] of this.lxcEntriesOf(id)) {
       this.lxc.remove(encodeEndpointKey(ip));
-      ips.push(ip);
+      leaving.push(ip);
     }
-    this.flushConntrack(ips);
     this.failClosed(id);
     this.realized.delete(id);
     this.policyMaps.get(id)?.map.close();
@@ -681,16 +708,37 @@ export class LinuxDatapath implements Datapath {
     if (existsSync(pin)) unlinkSync(pin);
   }
 
-  /** Drops the conntrack entries of addresses that are leaving, so a reuse starts clean. */
+  /**
+   * Runs `change`, which lists in `leaving` the addresses it frees, then drops their conntrack
+   * entries so a reuse starts clean: last, so a flush failure leaves nothing else undone, and in
+   * one pass over the conntrack maps however many addresses leave. What a failed change freed
+   * before failing is flushed too; both failures are kept.
+   */
+  private freeingAddresses(what: string, change: (leaving: string[]) => void): void {
+    const leaving: string[] = [];
+    try {
+      change(leaving);
+    } catch (err) {
+      try {
+        this.flushConntrack(leaving);
+      } catch (flushErr) {
+        throw new DatapathError(what, `${describeFailure(err)}; the conntrack of ${leaving.join(', ')} could not be flushed either: ${describeFailure(flushErr)}`, { cause: new AggregateError([err, flushErr], `${what} failed`) });
+      }
+      throw err;
+    }
+    this.flushConntrack(leaving);
+  }
+
+  /** Drops the conntrack entries of addresses that are leaving: one read of each map. */
   private flushConntrack(ips: readonly string[]): void {
     if (ips.length === 0) return;
-    const leaving = new Set(ips);
+    const leaving = new Set(ips.map((ip) => ipv4Bytes(ip).readUInt32BE(0)));
     for (const name of CT_MAPS) {
       const map = this.maps[name];
-      const stale = map.lookupBatch().map(([key]) => key).filter((key) => {
-        const t = decodeCtTuple(key);
-        return leaving.has(t.saddr) || leaving.has(t.daddr);
-      });
+      const stale: Buffer[] = [];
+      for (const [key] of map.lookupBatch()) {
+        if (leaving.has(key.readUInt32BE(CT_SADDR_OFFSET)) || leaving.has(key.readUInt32BE(CT_DADDR_OFFSET))) stale.push(key);
+      }
       this.writes.delete(name, deleteKeys(map, stale));
     }
   }

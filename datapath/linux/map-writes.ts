@@ -16,6 +16,13 @@ export class MapWriteCounter {
     if (n > 0) this.entry(map).deletes += n;
   }
 
+  /** Every write so far, all maps together: what tells whether an operation wrote anything. */
+  total(): number {
+    let n = 0;
+    for (const c of this.counts.values()) n += c.updates + c.deletes;
+    return n;
+  }
+
   /** Copy of the counts so far, by map name. */
   snapshot(): Record<string, MapWriteCount> {
     return Object.fromEntries([...this.counts].map(([name, c]) => [name, { ...c }]));

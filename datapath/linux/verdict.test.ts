@@ -330,6 +330,18 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
         [4, 0],
       ]);
     });
+
+    it('judges an ICMP error by policy once its flow\'s cached verdict is out of date', async function () {
+      await policyA([egress(WEB.identity, UDP, 53), ingress(9999, TCP, 1)]);
+      const query = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
+      const error = icmpPacket({ src: WEB.ip, dst: A.ipv4, type: 3, code: 3, quote: query });
+      expect(run('from-container', query)).to.equal(PASS);
+      expect(run('to-container', error)).to.equal(PASS);
+      await policyA([egress(WEB.identity, UDP, 54), ingress(9999, TCP, 1)]);
+      dp.drainEvents();
+      expect(run('to-container', error), 'an error about a flow policy now denies').to.equal(DROP);
+      expect(dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop').map((d) => d.reason)).to.deep.equal([133]);
+    });
     it('relates only ICMP errors about this endpoint\'s own flows, and only types 3, 11, 12', async function () {
       await policyA([egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]);
       await dp.syncPolicy(B.id, ...enforcingWhereEntries([egress(WEB.identity, UDP, 53), ingress(WEB.identity, UDP, 5000)]));
@@ -507,7 +519,40 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       // A later fragment whose first fragment was never seen has no ports to be judged by.
       expect(run('from-container', ipv4Fragment(allowed, { id: 102, offset: 3, more: false }))).to.equal(DROP);
       const drops = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
-      expect(drops.map((d) => d.reason)).to.deep.equal([133, 133, 175]);
+      // The denied first fragment left no ports behind: its later fragment is not found either.
+      expect(drops.map((d) => d.reason)).to.deep.equal([133, 175, 175]);
+    });
+
+    it('judges ICMP fragments by their first fragment\'s type and never lets a later one open a flow', async function () {
+      await policyA([egress(WEB.identity, ICMP, 0, 255), egress(WEB.identity, ICMP, 8, undefined, true)]);
+      const echo = icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 8, id: 500 });
+      expect(run('from-container', ipv4Fragment(echo, { id: 200, offset: 0, more: true }))).to.equal(DROP);
+      expect(run('from-container', ipv4Fragment(echo, { id: 200, offset: 3, more: false }))).to.equal(DROP);
+      expect(run('from-container', echo), 'an echo request the deny covers, unfragmented').to.equal(DROP);
+      expect(dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop').map((d) => d.reason)).to.deep.equal([181, 175, 181]);
+      expect(dp.conntrack().filter((c) => c.tuple.protocol === ICMP), 'no flow opened by a fragment').to.deep.equal([]);
+      // An allowed type passes whole, and its later fragments are judged as that type.
+      const timestamp = icmpPacket({ src: A.ipv4, dst: WEB.ip, type: 13 });
+      expect(run('from-container', ipv4Fragment(timestamp, { id: 201, offset: 0, more: true }))).to.equal(PASS);
+      expect(run('from-container', ipv4Fragment(timestamp, { id: 201, offset: 3, more: false }))).to.equal(PASS);
+    });
+
+    it('records a first fragment only once it passed on its own endpoint\'s veth', async function () {
+      await policyA([egress(WEB.identity, UDP, 53)]);
+      await dp.syncPolicy(B.id, ...enforcingWhereEntries([egress(WEB.identity, UDP, 53)]));
+      const frags = BpfMap.openPinned(path.join(pinDir!, 'cilium_ipv4_frag_datagrams'));
+      try {
+        const spoofed = udpPacket({ src: B.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
+        expect(run('from-container', ipv4Fragment(spoofed, { id: 300, offset: 0, more: true }), linkA!.ifindex), 'B\'s address sent from A\'s veth').to.equal(DROP);
+        const denied = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 54 });
+        expect(run('from-container', ipv4Fragment(denied, { id: 301, offset: 0, more: true }))).to.equal(DROP);
+        expect([...frags.keys()], 'neither a spoofed nor a denied first fragment is recorded').to.have.length(0);
+        const allowed = udpPacket({ src: A.ipv4, dst: WEB.ip, sport: nextPort(), dport: 53 });
+        expect(run('from-container', ipv4Fragment(allowed, { id: 302, offset: 0, more: true }))).to.equal(PASS);
+        expect([...frags.keys()]).to.have.length(1);
+      } finally {
+        frags.close();
+      }
     });
 
     it('passes the later fragments of a large UDP reply', async function () {

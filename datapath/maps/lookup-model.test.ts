@@ -46,5 +46,12 @@ describe('datapath lookup model', () => {
       expect(policyAllows([allow(0, IPPROTO_TCP, 80), denyPeer], enforcing, ingress(5, IPPROTO_TCP, 80))).to.equal(false);
       expect(policyAllows([allow(0, IPPROTO_TCP, 80), denyPeer], enforcing, ingress(6, IPPROTO_TCP, 80))).to.equal(true);
     });
+
+    it('drops an allow that requires authentication when it decides, not when a longer match does', () => {
+      const authAny: PolicyEntry = { ...allow(0, IPPROTO_TCP, 0), authType: 1 };
+      expect(policyAllows([authAny], enforcing, ingress(5, IPPROTO_TCP, 80))).to.equal(false);
+      expect(policyAllows([authAny, allow(5, IPPROTO_TCP, 80)], enforcing, ingress(5, IPPROTO_TCP, 80)), 'the peer\'s longer allow decides').to.equal(true);
+      expect(policyAllows([{ ...allow(5, IPPROTO_TCP, 0), authType: 1 }, allow(0, IPPROTO_TCP, 0)], enforcing, ingress(5, IPPROTO_TCP, 80)), 'the peer\'s entry wins a tie').to.equal(false);
+    });
   });
 });

@@ -7,6 +7,7 @@ import { isNotFound, type ApiClient } from '../../runtime/apiclient.js';
 import { ciliumEndpoints, objectPath, type ResourceType } from '../../runtime/kinds.js';
 import type { Resource } from '../../runtime/resource.js';
 import { apply } from '../../runtime/ssa.js';
+import { cepPodUid } from '../endpoint/cep.js';
 import type { CiliumEndpointWriter } from '../endpoint/manager.js';
 
 /** Upstream's field manager for what the agent writes. */
@@ -36,14 +37,31 @@ export function namespaceSource(client: ApiClient, namespaces: Resource<V1Namesp
   return { get: (name: string) => get(name) };
 }
 
-/** CiliumEndpoint has no status subresource: the whole object is applied, forcing ownership. */
+/**
+ * CiliumEndpoint has no status subresource: the whole object is applied, forcing ownership of its
+ * fields. Every write is checked against the Pod owner uid of the object found under that name and
+ * pinned to the object read (apply with its resourceVersion, delete with a uid precondition): a CEP
+ * changed between the read and the write fails with 409 Conflict, for the caller to retry, rather
+ * than another pod's being overwritten or deleted.
+ */
 export function ciliumEndpointWriter(client: ApiClient): CiliumEndpointWriter {
   return {
     async apply(cep: CiliumEndpoint) {
-      await apply(client, ciliumEndpoints, cep, { fieldManager: AGENT_FIELD_MANAGER, force: true });
+      const { name, namespace } = cep.metadata;
+      if (!name) throw new Error('apply CiliumEndpoint: metadata.name is required');
+      const existing = await getOrUndefined<CiliumEndpoint>(client, objectPath(ciliumEndpoints, name, namespace));
+      if (existing !== undefined && cepPodUid(existing) !== cepPodUid(cep)) return false;
+      const rv = existing?.metadata.resourceVersion;
+      const pinned = rv === undefined ? cep : { ...cep, metadata: { ...cep.metadata, resourceVersion: rv } };
+      await apply(client, ciliumEndpoints, pinned, { fieldManager: AGENT_FIELD_MANAGER, force: true });
+      return true;
     },
-    async delete(namespace: string, name: string) {
-      await client.request('DELETE', objectPath(ciliumEndpoints, name, namespace)).catch((err: unknown) => {
+    async delete(namespace: string, name: string, podUid: string | undefined) {
+      const path = objectPath(ciliumEndpoints, name, namespace);
+      const existing = await getOrUndefined<CiliumEndpoint>(client, path);
+      if (existing === undefined || cepPodUid(existing) !== podUid) return;
+      const body = { apiVersion: 'v1', kind: 'DeleteOptions', preconditions: { uid: existing.metadata.uid } };
+      await client.request('DELETE', path, { body }).catch((err: unknown) => {
         if (!isNotFound(err)) throw err;
       });
     },

@@ -52,3 +52,8 @@ export function buildCiliumEndpoint(ep: EndpointRecord, opts: CepOptions): Ciliu
   if (!r.ok) throw new Error(`CiliumEndpoint ${ep.namespace}/${ep.podName}: ${r.errors.map((e) => `${e.path}: ${e.message}`).join('; ')}`);
   return r.value;
 }
+
+/** The uid of the Pod a CiliumEndpoint belongs to (its Pod owner reference), if it names one. */
+export function cepPodUid(cep: Pick<CiliumEndpoint, 'metadata'>): string | undefined {
+  return cep.metadata.ownerReferences?.find((r) => r.kind === 'Pod' && r.apiVersion === 'v1')?.uid;
+}

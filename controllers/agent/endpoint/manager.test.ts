@@ -2,6 +2,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
+import { pollUntil } from '../../../test/envtest/poll.js';
 import { HostScopePool } from '../ipam/pool.js';
 import { InvalidEndpointRequestError } from './change-request.js';
 import { hostScopeIpam } from './ipam.js';
@@ -10,6 +11,11 @@ import { EndpointStateStore } from './state-store.js';
 import { cniRequest, FakeCeps, FakeCluster, FakeDatapath, FakeIdentities, FakePolicy, silentLogger } from './testing.js';
 
 const POD_CIDR = '10.0.1.0/24';
+/** How long a CEP write may take through the sync's queue (retries start at 5 ms). */
+const CEP_SYNC_MS = 2_000;
+
+/** Every agent of a test, its CEP sync running until afterEach stops it. */
+const running: { stop: AbortController; done: Promise<void> }[] = [];
 
 /** One agent's view: its fakes, real IPAM pool and real state store on a temp dir. */
 class Agent {
@@ -37,7 +43,16 @@ class Agent {
       ipam: hostScopeIpam(this.pool),
       nodeName: 'node-1',
       logger: silentLogger(),
+      onChange: () => this.changes++,
     });
+    const stop = new AbortController();
+    running.push({ stop, done: this.manager.start(stop.signal) });
+  }
+
+  changes = 0;
+
+  cep(name: string) {
+    return this.ceps.objects.get(`default/${name}`);
   }
 
   async stateFiles(): Promise<string[]> {
@@ -69,7 +84,13 @@ describe('EndpointManager', () => {
     datapath = new FakeDatapath();
     agent = new Agent(path.join(dir, 'state'), cluster, datapath);
   });
-  afterEach(() => rm(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    for (const r of running.splice(0)) {
+      r.stop.abort();
+      await r.done;
+    }
+    await rm(dir, { recursive: true, force: true });
+  });
 
   describe('create', () => {
     it('derives labels, gets an identity, upserts, syncs policy, persists and writes the CEP', async () => {
@@ -97,7 +118,8 @@ describe('EndpointManager', () => {
       expect(datapath.policies.get(1)?.enforcement).to.deep.equal({ ingress: true, egress: false });
       expect(agent.pool.used()).to.deep.equal({ '10.0.1.1': { owner: 'default/web-0' } });
       expect(await agent.stateFiles()).to.deep.equal(['endpoint-00001.json']);
-      const cep = agent.ceps.objects.get('default/web-0');
+      await pollUntil('CEP written', () => agent.cep('web-0') !== undefined, CEP_SYNC_MS);
+      const cep = agent.cep('web-0');
       expect(cep?.metadata.ownerReferences).to.deep.equal([{ apiVersion: 'v1', kind: 'Pod', name: 'web-0', uid: 'uid-default-web-0' }]);
       expect(cep?.metadata.labels, 'pod labels mirrored').to.deep.equal({ app: 'web', 'pod-template-hash': '5d4f8c7b9' });
       expect(cep?.status?.identity?.id).to.equal(ep.identity);
@@ -188,15 +210,106 @@ describe('EndpointManager', () => {
       expect(datapath.writes).to.equal(0);
     });
 
-    it('keeps a working endpoint when the CEP write fails, and writes it on resync', async () => {
-      agent.ceps.failApply = new Error('apiserver down');
+    it('keeps a working endpoint when the CEP write fails, and retries the write until it lands', async () => {
+      agent.ceps.failApplies = 3;
       const ep = await agent.manager.create(cniRequest());
       expect(ep.state).to.equal('ready');
+      await pollUntil('CEP written after 3 failures', () => agent.cep('web-0') !== undefined, CEP_SYNC_MS);
+      expect(agent.ceps.failApplies, 'every failure was retried').to.equal(0);
+      expect(agent.ceps.applies).to.equal(1);
+      expect(agent.cep('web-0')?.status?.id).to.equal(ep.id);
+    });
+
+    it('ends with no CEP when the endpoint is deleted while its write is owed', async () => {
+      await agent.manager.create(cniRequest());
+      await pollUntil('first CEP written', () => agent.cep('web-0') !== undefined, CEP_SYNC_MS);
+      agent.ceps.failApplies = 1_000;
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      await agent.manager.updateLabels('default', 'web-0');
+      await pollUntil('the update failing', () => agent.ceps.failApplies < 1_000, CEP_SYNC_MS);
+      await agent.manager.delete(1);
+      await pollUntil('CEP deleted', () => agent.ceps.objects.size === 0, CEP_SYNC_MS);
+      agent.ceps.failApplies = 0;
+      // A write still queued for the gone endpoint would land now.
+      await new Promise((r) => setTimeout(r, 100));
       expect(agent.ceps.objects.size).to.equal(0);
-      expect(await agent.manager.resyncCiliumEndpoints()).to.equal(1);
-      agent.ceps.failApply = undefined;
-      expect(await agent.manager.resyncCiliumEndpoints()).to.equal(0);
-      expect(agent.ceps.objects.get('default/web-0')?.status?.id).to.equal(ep.id);
+    });
+
+    it('leaves the CEP of a pod re-created under the same name alone', async () => {
+      await agent.manager.create(cniRequest());
+      await pollUntil('CEP written', () => agent.cep('web-0') !== undefined, CEP_SYNC_MS);
+      // The StatefulSet pod is re-created (on another node, whose agent writes its CEP).
+      const theirs = structuredClone(agent.cep('web-0'));
+      if (theirs?.metadata.ownerReferences?.[0] === undefined || theirs.status?.networking === undefined) throw new Error('CEP has no owner');
+      theirs.metadata.ownerReferences[0].uid = 'uid-new-pod';
+      theirs.status.networking.node = 'node-2';
+      agent.ceps.objects.set('default/web-0', theirs);
+      // A change of ours (state not-ready) would overwrite it.
+      datapath.failNext.set('syncPolicy', new Error('map full'));
+      await rejection(agent.manager.regenerate(1));
+      await pollUntil('our update refused', () => agent.ceps.refused > 0, CEP_SYNC_MS);
+      await agent.manager.delete(1);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(agent.cep('web-0'), 'the new pod keeps its CEP').to.deep.equal(theirs);
+    });
+
+    it('makes a CNI DEL wait for the ADD of its container still in flight', async () => {
+      const get = cluster.podSource.get;
+      let lookups = 0;
+      cluster.podSource.get = async (ns, name) => {
+        lookups++;
+        await new Promise((r) => setTimeout(r, 50));
+        return get(ns, name);
+      };
+      const created = agent.manager.create(cniRequest({ addressing: null }));
+      await new Promise((r) => setImmediate(r));
+      expect(lookups, 'the DEL comes during the pod lookup').to.equal(1);
+      const deleted = await agent.manager.delete('c0ffee');
+      expect((await created).id).to.equal(1);
+      expect(deleted.map((e) => e.id)).to.deep.equal([1]);
+      expect(agent.manager.list()).to.deep.equal([]);
+      expect(datapath.endpoints.size).to.equal(0);
+      expect(agent.pool.used(), 'address released').to.deep.equal({});
+      expect(agent.identities.released, 'identity use released').to.have.length(1);
+    });
+
+    it('still answers NotFound to a DEL whose ADD failed', async () => {
+      cluster.pods.delete('default/web-0');
+      const created = agent.manager.create(cniRequest());
+      expect(await rejection(agent.manager.delete('c0ffee'))).to.be.instanceOf(EndpointNotFoundError);
+      expect((await rejection(created)).message).to.match(/pod default\/web-0: not found/);
+    });
+
+    it('writes deny-all for a policy that cannot be computed and says the endpoint is not ready', async () => {
+      await agent.manager.create(cniRequest());
+      agent.policy.computeError = 'selector cache lost identity 1007';
+      expect((await rejection(agent.manager.regenerate(1))).message).to.match(/policy could not be computed.*selector cache lost/);
+      expect(datapath.policies.get(1), 'deny-all written').to.deep.equal({ entries: [], enforcement: { ingress: true, egress: true } });
+      expect(agent.manager.get(1)).to.deep.include({ state: 'not-ready', enforcement: { ingress: true, egress: true } });
+      agent.policy.computeError = undefined;
+      expect((await agent.manager.regenerate(1)).state).to.equal('ready');
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      restarted.policy.computeError = 'still broken';
+      const report = await restarted.manager.restore();
+      expect(report.restored, 'a restart keeps the endpoint, denying all').to.deep.equal([1]);
+      expect(restarted.manager.get(1)?.state).to.equal('not-ready');
+    });
+
+    it('tells onChange when endpoints come, go or change identity', async () => {
+      await agent.manager.create(cniRequest());
+      expect(agent.changes).to.equal(1);
+      await agent.manager.regenerate(1);
+      expect(agent.changes, 'same identity and address').to.equal(1);
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      await agent.manager.updateLabels('default', 'web-0');
+      expect(agent.changes).to.equal(2);
+      await agent.manager.delete(1);
+      expect(agent.changes).to.equal(3);
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      await restarted.manager.restore();
+      expect(restarted.changes).to.equal(1);
     });
   });
 
@@ -211,7 +324,7 @@ describe('EndpointManager', () => {
       expect(after?.state).to.equal('ready');
       expect(datapath.endpoints.get(1)?.identity).to.equal(after?.identity);
       expect(agent.policy.computedFor.at(-1), 'policy recomputed for the new identity').to.equal(after?.identity);
-      expect(agent.ceps.objects.get('default/web-0')?.status?.identity?.labels).to.include('k8s:app=api');
+      await pollUntil('CEP names the new labels', () => agent.cep('web-0')?.status?.identity?.labels?.includes('k8s:app=api') === true, CEP_SYNC_MS);
       expect(agent.identities.released).to.deep.equal([before.identity]);
       const saved = JSON.parse(await readFile(path.join(agent.stateDir, 'endpoint-00001.json'), 'utf8')) as { endpoint: { identity: number } };
       expect(saved.endpoint.identity).to.equal(after?.identity);
@@ -238,7 +351,7 @@ describe('EndpointManager', () => {
       const [after] = await agent.manager.updateLabels('default', 'web-0');
       expect(after?.identity).to.equal(before.identity);
       expect(datapath.writes).to.equal(writes);
-      expect(agent.ceps.objects.get('default/web-0')?.metadata.labels?.['pod-template-hash'], 'CEP mirrors pod labels').to.equal('other');
+      await pollUntil('CEP mirrors pod labels', () => agent.cep('web-0')?.metadata.labels?.['pod-template-hash'] === 'other', CEP_SYNC_MS);
     });
 
     it('stays on its old identity when the new one cannot be allocated', async () => {
@@ -251,6 +364,33 @@ describe('EndpointManager', () => {
       expect(datapath.endpoints.get(1)?.identity).to.equal(before.identity);
     });
 
+    it('stays on its old identity, ready, when the datapath cannot take the new one', async () => {
+      const before = await agent.manager.create(cniRequest());
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      datapath.failNext.set('upsertEndpoint', new Error('lxc map: EBUSY'));
+      expect((await rejection(agent.manager.updateLabels('default', 'web-0'))).message).to.match(/endpoint 1 \(pod default\/web-0\): move to identity \d+: lxc map: EBUSY/);
+      const ep = agent.manager.get(1);
+      expect([ep?.identity, ep?.state, ep?.identityLabels]).to.deep.equal([before.identity, 'ready', before.identityLabels]);
+      expect(datapath.endpoints.get(1)?.identity).to.equal(before.identity);
+      expect(agent.identities.released, 'the new identity use dropped, the old kept').to.have.length(1);
+      expect(agent.identities.released).to.not.include(before.identity);
+      const [moved] = await agent.manager.updateLabels('default', 'web-0');
+      expect(moved?.identity, 'the next relabel moves it').to.not.equal(before.identity);
+    });
+
+    it('is not-ready on its old identity when neither identity can be written to the datapath', async () => {
+      const before = await agent.manager.create(cniRequest());
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      const upsert = datapath.upsertEndpoint.bind(datapath);
+      datapath.upsertEndpoint = () => Promise.reject(new Error('lxc map: EIO'));
+      await rejection(agent.manager.updateLabels('default', 'web-0'));
+      datapath.upsertEndpoint = upsert;
+      const ep = agent.manager.get(1);
+      expect([ep?.identity, ep?.state, ep?.enforcement]).to.deep.equal([before.identity, 'not-ready', undefined]);
+    });
+
     it('leaves the endpoint not-ready when policy for the new identity cannot be synced', async () => {
       await agent.manager.create(cniRequest());
       const pod = cluster.pods.get('default/web-0');
@@ -260,7 +400,7 @@ describe('EndpointManager', () => {
         /endpoint 1 \(pod default\/web-0\): move to identity \d+: selector cache not synced/,
       );
       expect(agent.manager.get(1)?.state).to.equal('not-ready');
-      expect(agent.ceps.objects.get('default/web-0')?.status?.state).to.equal('not-ready');
+      await pollUntil('CEP not-ready', () => agent.cep('web-0')?.status?.state === 'not-ready', CEP_SYNC_MS);
       expect((await agent.manager.regenerate(1)).state).to.equal('ready');
     });
   });
@@ -271,7 +411,7 @@ describe('EndpointManager', () => {
       const [gone] = await agent.manager.delete(1);
       expect(gone?.state).to.equal('disconnected');
       expect(datapath.endpoints.size).to.equal(0);
-      expect(agent.ceps.objects.size).to.equal(0);
+      await pollUntil('CEP deleted', () => agent.ceps.objects.size === 0, CEP_SYNC_MS);
       expect(await agent.stateFiles()).to.deep.equal([]);
       expect(agent.pool.used()).to.deep.equal({});
       expect(agent.manager.list()).to.deep.equal([]);
@@ -322,7 +462,7 @@ describe('EndpointManager', () => {
       const after = await Promise.all((await restarted.stateFiles()).map((f) => readFile(path.join(agent.stateDir, f), 'utf8')));
       expect(after, 'state files not rewritten').to.deep.equal(files);
       expect(restarted.pool.used()).to.deep.equal({ '10.0.1.1': { owner: 'default/web-0' }, '10.0.1.2': { owner: 'default/web-1' } });
-      expect(restarted.ceps.objects.get('default/web-1')?.status?.state).to.equal('ready');
+      await pollUntil('restored CEP written', () => restarted.cep('web-1')?.status?.state === 'ready', CEP_SYNC_MS);
       cluster.addPod('default', 'web-2', { app: 'web' });
       const c = await restarted.manager.create(cniRequest({ 'container-id': 'cafe', 'k8s-pod-name': 'web-2', 'k8s-uid': undefined, addressing: null }));
       expect([c.id, c.ipv4], 'new endpoint goes around the restored ones').to.deep.equal([3, '10.0.1.3']);

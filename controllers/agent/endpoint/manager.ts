@@ -3,13 +3,14 @@
 // labels, and brings every endpoint back after an agent restart. What it talks to (apiserver
 // caches, identity allocator, datapath, policy, CEP writer, IPAM, state directory) is injected.
 import type { V1Namespace, V1Pod } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
 import type { CiliumEndpoint } from '../../../crds/gen/index.js';
 import type { Datapath, EndpointSpec, Enforcement, PolicyEntry } from '../../../datapath/types.js';
 import { newLogger, type Logger } from '../../runtime/log.js';
 import { buildLabelFilter, type LabelFilter } from '../labels/filter.js';
 import { LabelSet } from '../labels/labels.js';
 import { podSecurityLabels } from '../labels/pod-labels.js';
-import { buildCiliumEndpoint } from './cep.js';
+import { CiliumEndpointSync } from './cep-sync.js';
 import { endpointCreateFields, parseEndpointChangeRequest, type EndpointCreateFields } from './change-request.js';
 import { attachmentId, NAMED_PORT_PROTOCOLS, type EndpointRecord, type NamedPort } from './endpoint.js';
 import { EndpointIdAllocator } from './id-allocator.js';
@@ -36,17 +37,33 @@ export type EndpointDatapath = Pick<Datapath, 'upsertEndpoint' | 'removeEndpoint
 export interface ComputedPolicy {
   entries: readonly PolicyEntry[];
   enforcement: Enforcement;
+  /**
+   * Set when the endpoint's policy could not be computed: `entries` and `enforcement` then deny
+   * everything, they are still written (fail closed), and the endpoint is not ready.
+   */
+  error?: string;
 }
+
+/** The policy could not be computed; what was written denies everything. */
+export class PolicyComputeError extends Error {}
 
 export interface EndpointPolicySource {
   compute(ep: Readonly<EndpointRecord>): Promise<ComputedPolicy>;
 }
 
+/**
+ * Writes CiliumEndpoints without touching another pod's: a StatefulSet pod re-created under the same
+ * name (maybe on another node) owns the name next, and the old endpoint must leave its CEP alone.
+ */
 export interface CiliumEndpointWriter {
-  /** Server-side applies the object (create or update). */
-  apply(cep: CiliumEndpoint): Promise<void>;
-  /** Deletes it; a missing object is not an error. */
-  delete(namespace: string, name: string): Promise<void>;
+  /**
+   * Creates or updates the object, unless a CiliumEndpoint of that name belongs to another pod
+   * (its Pod owner uid differs from `cep`'s): then resolves false and leaves it. Rejects (to be
+   * retried) when the object changed under it.
+   */
+  apply(cep: CiliumEndpoint): Promise<boolean>;
+  /** Deletes the CiliumEndpoint of that name if it belongs to pod `podUid`; a missing one or another pod's is left. */
+  delete(namespace: string, name: string, podUid: string | undefined): Promise<void>;
 }
 
 export interface EndpointStore {
@@ -69,6 +86,13 @@ export interface EndpointManagerOptions {
   clusterName?: string;
   labelFilter?: LabelFilter;
   logger?: Logger;
+  /** For the CiliumEndpoint sync controller's metrics. */
+  registry?: Registry;
+  /**
+   * Called after the set of local endpoints, or an address or identity of one, changed (create,
+   * delete, relabel, restore); e.g. for the ipcache loop to refresh its local rows.
+   */
+  onChange?: () => void;
 }
 
 /** An endpoint for the same attachment, address or id exists (HTTP 409 on the REST API). */
@@ -146,8 +170,9 @@ export class EndpointManager {
   private readonly serial = new KeyedSerializer();
   /** Attachments and addresses of creates in flight. */
   private readonly creating = new Set<string>();
-  /** Endpoints whose CiliumEndpoint write failed and is owed. */
-  private readonly cepOwed = new Set<number>();
+  /** Creates in flight by endpoint id, so a delete can wait for the endpoint it names to exist. */
+  private readonly inflight = new Map<number, { containerId: string; done: Promise<unknown> }>();
+  private readonly cepSync: CiliumEndpointSync;
   private readonly filter: LabelFilter;
   private readonly clusterName: string;
   private readonly log: Logger;
@@ -157,6 +182,19 @@ export class EndpointManager {
     this.filter = deps.labelFilter ?? buildLabelFilter().filter;
     this.clusterName = deps.clusterName ?? DEFAULT_CLUSTER_NAME;
     this.log = deps.logger ?? newLogger('endpoint-manager');
+    this.cepSync = new CiliumEndpointSync({
+      writer: deps.ceps,
+      // An endpoint being created has no CEP until the create succeeds (a rollback would leak it).
+      endpoint: (id) => (this.inflight.has(id) ? undefined : this.get(id)),
+      nodeName: deps.nodeName,
+      logger: this.log,
+      ...(deps.registry ? { registry: deps.registry } : {}),
+    });
+  }
+
+  /** Runs the CiliumEndpoint sync until `signal` aborts; until then CEP writes wait in its queue. */
+  start(signal: AbortSignal): Promise<void> {
+    return this.cepSync.start(signal);
   }
 
   list(): EndpointRecord[] {
@@ -194,11 +232,18 @@ export class EndpointManager {
       throw new EndpointConflictError(`endpoint for ${attach}: ${describe(err)}`, { cause: err });
     }
     for (const k of keys) this.creating.add(k);
+    const work = this.serial.run(`endpoint:${id}`, () => this.createWithId(id, f, req['container-name'], req['container-netns-path'], req['netns-cookie']));
+    this.inflight.set(id, { containerId: f.containerId, done: work.catch(() => undefined) });
+    let ep: EndpointRecord;
     try {
-      return await this.serial.run(`endpoint:${id}`, () => this.createWithId(id, f, req['container-name'], req['container-netns-path'], req['netns-cookie']));
+      ep = await work;
     } finally {
       for (const k of keys) this.creating.delete(k);
+      this.inflight.delete(id);
     }
+    this.cepSync.enqueue(id);
+    this.deps.onChange?.();
+    return ep;
   }
 
   private async createWithId(id: number, f: EndpointCreateFields, containerName?: string, netnsPath?: string, netnsCookie?: string): Promise<EndpointRecord> {
@@ -260,7 +305,6 @@ export class EndpointManager {
       throw new Error(`${where}: ${describe(err)}${failed.length > 0 ? `; rollback failed: ${failed.join('; ')}` : ''}`, { cause: err });
     }
     this.log.info('endpoint created', { endpoint: id, pod: ipamOwner(ep), identity: ep.identity, ipv4: ep.ipv4 });
-    await this.writeCiliumEndpoint(ep);
     return structuredClone(ep);
   }
 
@@ -279,11 +323,14 @@ export class EndpointManager {
 
   /**
    * Deletes an endpoint by id, or every endpoint of a container id (upstream's `DELETE /endpoint`
-   * with a container-id). Each step is tried even when an earlier one failed; the endpoint is
-   * forgotten either way (a datapath leftover is pruned at the next restart) and the failures are
-   * thrown together at the end.
+   * with a container-id). A create of that id or container still in flight is waited for first, so
+   * a CNI DEL racing its ADD does not leak the endpoint. Each step is tried even when an earlier one
+   * failed; the endpoint is forgotten either way (a datapath leftover is pruned at the next restart)
+   * and the failures are thrown together at the end. Its CiliumEndpoint is deleted by the CEP sync.
    */
   async delete(ref: number | string): Promise<EndpointRecord[]> {
+    const creating = [...this.inflight].filter(([id, c]) => (typeof ref === 'number' ? id === ref : c.containerId === ref));
+    await Promise.all(creating.map(([, c]) => c.done));
     const targets = [...this.endpoints.values()].filter((e) => (typeof ref === 'number' ? e.id === ref : e.containerId === ref));
     if (targets.length === 0) throw new EndpointNotFoundError(`endpoint ${typeof ref === 'number' ? ref : `with container-id ${ref}`}: not found`);
     const deleted: EndpointRecord[] = [];
@@ -295,7 +342,6 @@ export class EndpointManager {
         ep.state = 'disconnecting';
         const steps: [string, () => unknown][] = [
           ['remove datapath endpoint', () => this.deps.datapath.removeEndpoint(ep.id)],
-          ['delete CiliumEndpoint', () => this.deps.ceps.delete(ep.namespace, ep.podName)],
           ['remove state file', () => this.deps.store.remove(ep.id)],
         ];
         if (!ep.externalIpam) steps.push([`release ${ep.ipv4}`, () => this.deps.ipam.release(ep.ipv4)]);
@@ -303,7 +349,8 @@ export class EndpointManager {
         if (release) steps.push([`release identity ${ep.identity}`, () => release(ep.identity, LabelSet.parse(ep.identityLabels))]);
         const failed = await this.attempt(steps);
         this.endpoints.delete(ep.id);
-        this.cepOwed.delete(ep.id);
+        this.cepSync.enqueue(ep.id);
+        this.deps.onChange?.();
         this.ids.release(ep.id);
         ep.state = 'disconnected';
         deleted.push(structuredClone(ep));
@@ -318,8 +365,10 @@ export class EndpointManager {
   /**
    * Re-derives the security labels of a pod's endpoints from the Pod and its Namespace; an endpoint
    * whose labels changed moves to the identity of its new labels (datapath entry, policy, state,
-   * CiliumEndpoint). An allocation failure leaves the endpoint on its old identity; a policy that
-   * cannot be synced for the new identity leaves it closed (not-ready) and throws.
+   * CiliumEndpoint). An allocation failure, or a datapath entry that cannot take the new identity,
+   * leaves the endpoint on its old identity (not-ready only if its old datapath entry cannot be put
+   * back either); a policy that cannot be synced for the new identity leaves it closed (not-ready).
+   * Either failure throws.
    */
   async updateLabels(namespace: string, podName: string): Promise<EndpointRecord[]> {
     const targets = [...this.endpoints.values()].filter((e) => e.namespace === namespace && e.podName === podName);
@@ -357,23 +406,39 @@ export class EndpointManager {
     if (!facts.identityLabels.equals(oldLabels)) {
       const oldIdentity = ep.identity;
       const next = await this.deps.identities.allocate(facts.identityLabels);
+      const moveFailed = (err: unknown) => new Error(`endpoint ${id} (pod ${ipamOwner(ep)}): move to identity ${next.id}: ${describe(err)}`, { cause: err });
+      try {
+        await this.deps.datapath.upsertEndpoint(datapathSpec({ ...ep, identity: next.id }));
+      } catch (err) {
+        const restore = await this.attempt([['restore datapath endpoint', () => this.deps.datapath.upsertEndpoint(datapathSpec(ep))]]);
+        if (restore.length > 0) {
+          // The entry may hold either identity now, with the old identity's policy: closed until regenerated.
+          ep.state = 'not-ready';
+          delete ep.enforcement;
+        }
+        const release = next.id === oldIdentity ? [] : await this.attempt([[`release identity ${next.id}`, () => this.deps.identities.release?.(next.id, facts.identityLabels)]]);
+        for (const f of [...restore, ...release]) this.log.warn('identity move rollback failed', { endpoint: id, error: f });
+        await this.persist(ep);
+        throw moveFailed(err);
+      }
+      // The datapath entry carries the new identity now: so does the record, whatever comes next.
       ep.identity = next.id;
       ep.identityLabels = [...facts.identityLabels.strings];
       ep.state = 'regenerating';
-      try {
-        await this.deps.datapath.upsertEndpoint(datapathSpec(ep));
-        await this.syncPolicy(ep);
-        ep.state = 'ready';
-      } catch (err) {
-        ep.state = 'not-ready';
-        delete ep.enforcement;
-        await this.persist(ep);
-        throw new Error(`endpoint ${id} (pod ${ipamOwner(ep)}): move to identity ${next.id}: ${describe(err)}`, { cause: err });
-      }
       this.log.info('endpoint identity changed', { endpoint: id, pod: ipamOwner(ep), from: oldIdentity, to: next.id });
       if (oldIdentity !== next.id) {
         const failed = await this.attempt([[`release identity ${oldIdentity}`, () => this.deps.identities.release?.(oldIdentity, oldLabels)]]);
         for (const f of failed) this.log.warn('identity release failed', { endpoint: id, error: f });
+      }
+      this.deps.onChange?.();
+      try {
+        await this.syncPolicy(ep);
+        ep.state = 'ready';
+      } catch (err) {
+        ep.state = 'not-ready';
+        if (!(err instanceof PolicyComputeError)) delete ep.enforcement;
+        await this.persist(ep);
+        throw moveFailed(err);
       }
     }
     if (JSON.stringify(ep) !== before) await this.persist(ep);
@@ -391,7 +456,8 @@ export class EndpointManager {
         ep.state = 'ready';
       } catch (err) {
         ep.state = 'not-ready';
-        delete ep.enforcement;
+        // A compute failure was written as deny-all: that is what the endpoint enforces.
+        if (!(err instanceof PolicyComputeError)) delete ep.enforcement;
         throw new Error(`endpoint ${id}: regenerate: ${describe(err)}`, { cause: err });
       } finally {
         if (JSON.stringify(ep) !== before) await this.persist(ep);
@@ -430,8 +496,16 @@ export class EndpointManager {
         const identity = await this.deps.identities.allocate(LabelSet.parse(ep.identityLabels));
         ep.identity = identity.id;
         await this.deps.datapath.upsertEndpoint(datapathSpec(ep));
-        await this.syncPolicy(ep);
         ep.state = 'ready';
+        try {
+          await this.syncPolicy(ep);
+        } catch (err) {
+          // The pod keeps running: denying all (already written) until its policy computes again
+          // beats dropping the endpoint.
+          if (!(err instanceof PolicyComputeError)) throw err;
+          ep.state = 'not-ready';
+          this.log.error('restored endpoint denies all traffic until its policy computes', { endpoint: ep.id, error: err.message });
+        }
         if (JSON.stringify(ep) !== before) await this.deps.store.save(ep);
         report.restored.push(ep.id);
       } catch (err) {
@@ -445,23 +519,11 @@ export class EndpointManager {
       }
     }
     report.pruned = await this.deps.datapath.pruneEndpoints(report.restored);
-    for (const id of report.restored) {
-      const ep = this.endpoints.get(id);
-      if (ep !== undefined) await this.writeCiliumEndpoint(ep);
-    }
+    for (const id of report.restored) this.cepSync.enqueue(id);
+    this.deps.onChange?.();
     for (const p of report.problems) this.log.warn('endpoint not restored', { ...p });
     this.log.info('endpoints restored', { restored: report.restored.length, pruned: report.pruned, problems: report.problems.length });
     return report;
-  }
-
-  /** Writes the CiliumEndpoints whose last write failed; resolves to how many are still owed. */
-  async resyncCiliumEndpoints(): Promise<number> {
-    for (const id of [...this.cepOwed]) {
-      const ep = this.endpoints.get(id);
-      if (ep === undefined) this.cepOwed.delete(id);
-      else await this.serial.run(`endpoint:${id}`, () => this.writeCiliumEndpoint(ep));
-    }
-    return this.cepOwed.size;
   }
 
   /** What the endpoint takes from its Pod and Namespace, or which of them does not exist. */
@@ -483,24 +545,11 @@ export class EndpointManager {
     const policy = await this.deps.policy.compute(structuredClone(ep));
     await this.deps.datapath.syncPolicy(ep.id, policy.entries, policy.enforcement);
     ep.enforcement = { ...policy.enforcement };
+    if (policy.error !== undefined) throw new PolicyComputeError(`policy could not be computed, all traffic denied: ${policy.error}`);
   }
 
   private async persist(ep: EndpointRecord): Promise<void> {
+    this.cepSync.enqueue(ep.id);
     await this.deps.store.save(ep);
-    await this.writeCiliumEndpoint(ep);
-  }
-
-  /**
-   * A CiliumEndpoint that cannot be written does not undo the endpoint (it works without one, as
-   * upstream's endpoint sync controller lets it); the write is owed until resyncCiliumEndpoints.
-   */
-  private async writeCiliumEndpoint(ep: EndpointRecord): Promise<void> {
-    try {
-      await this.deps.ceps.apply(buildCiliumEndpoint(ep, { nodeName: this.deps.nodeName }));
-      this.cepOwed.delete(ep.id);
-    } catch (err) {
-      this.cepOwed.add(ep.id);
-      this.log.warn('CiliumEndpoint write failed; will retry', { endpoint: ep.id, pod: ipamOwner(ep), error: describe(err) });
-    }
   }
 }

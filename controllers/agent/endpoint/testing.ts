@@ -8,6 +8,7 @@ import type { CiliumEndpoint } from '../../../crds/gen/index.js';
 import type { EndpointSpec, Enforcement, PolicyEntry, SyncResult } from '../../../datapath/types.js';
 import type { Logger } from '../../runtime/log.js';
 import type { LabelSet } from '../labels/labels.js';
+import { cepPodUid } from './cep.js';
 import type { EndpointRecord } from './endpoint.js';
 import type { CiliumEndpointWriter, ComputedPolicy, EndpointDatapath, EndpointIdentities, EndpointPolicySource } from './manager.js';
 
@@ -108,6 +109,8 @@ export class FakeIdentities implements EndpointIdentities {
 /** Allows ingress from identity 2 (world) to TCP 80, enforcing ingress only; or fails when told. */
 export class FakePolicy implements EndpointPolicySource {
   failNext?: Error;
+  /** While set, compute answers as the policy loop does for a policy it cannot compute. */
+  computeError?: string;
   readonly computedFor: number[] = [];
 
   compute(ep: Readonly<EndpointRecord>): Promise<ComputedPolicy> {
@@ -118,26 +121,43 @@ export class FakePolicy implements EndpointPolicySource {
         this.failNext = undefined;
         throw err;
       }
+      if (this.computeError !== undefined) return { entries: [], enforcement: { ingress: true, egress: true }, error: this.computeError };
       return { entries: [{ identity: 2, direction: 'ingress', protocol: 6, port: 80, deny: false }], enforcement: { ingress: true, egress: false } };
     });
   }
 }
 
+/** CiliumEndpoints by namespace/name, kept to the writer's contract: another pod's object is left alone. */
 export class FakeCeps implements CiliumEndpointWriter {
   readonly objects = new Map<string, CiliumEndpoint>();
   applies = 0;
-  failApply?: Error;
+  /** The next this many applies reject. */
+  failApplies = 0;
+  /** Applies refused because another pod owns the name. */
+  refused = 0;
 
-  apply(cep: CiliumEndpoint): Promise<void> {
+  apply(cep: CiliumEndpoint): Promise<boolean> {
     return Promise.resolve().then(() => {
-      if (this.failApply !== undefined) throw this.failApply;
+      if (this.failApplies > 0) {
+        this.failApplies--;
+        throw new Error('apiserver unavailable');
+      }
+      const key = `${cep.metadata.namespace}/${cep.metadata.name}`;
+      const existing = this.objects.get(key);
+      if (existing !== undefined && cepPodUid(existing) !== cepPodUid(cep)) {
+        this.refused++;
+        return false;
+      }
       this.applies++;
-      this.objects.set(`${cep.metadata.namespace}/${cep.metadata.name}`, structuredClone(cep));
+      this.objects.set(key, structuredClone(cep));
+      return true;
     });
   }
 
-  delete(namespace: string, name: string): Promise<void> {
-    this.objects.delete(`${namespace}/${name}`);
+  delete(namespace: string, name: string, podUid: string | undefined): Promise<void> {
+    const key = `${namespace}/${name}`;
+    const existing = this.objects.get(key);
+    if (existing !== undefined && cepPodUid(existing) === podUid) this.objects.delete(key);
     return Promise.resolve();
   }
 }

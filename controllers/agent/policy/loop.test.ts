@@ -11,7 +11,7 @@ import { newLogger } from '../../runtime/log.js';
 import { seriesValue } from '../../runtime/metrics.js';
 import { pollUntil } from '../../../test/envtest/poll.js';
 import type { EndpointRecord } from '../endpoint/endpoint.js';
-import type { ComputedPolicy, EndpointPolicySource } from '../endpoint/manager.js';
+import { PolicyComputeError, type ComputedPolicy, type EndpointPolicySource } from '../endpoint/manager.js';
 import { endpointRecord } from '../endpoint/testing.js';
 import type { NamedPort } from './index.js';
 import { ciliumEndpointNamedPorts, PolicyLoop, REASON_POLICY_INVALID, type PolicyEndpoints } from './loop.js';
@@ -65,8 +65,11 @@ class RecordingEndpoints implements PolicyEndpoints {
       throw new Error('map write failed');
     }
     const ep = this.records.find((r) => r.id === id) as EndpointRecord;
-    this.policies.set(id, await (this.source as EndpointPolicySource).compute(ep));
+    const policy = await (this.source as EndpointPolicySource).compute(ep);
+    this.policies.set(id, policy);
     this.journal.push(`regenerate ${id}`);
+    // As the endpoint manager: the deny-all is written, and the regeneration fails.
+    if (policy.error !== undefined) throw new PolicyComputeError(policy.error);
   }
 }
 
@@ -256,7 +259,7 @@ describe('PolicyLoop', () => {
     endpoints.journal.length = 0;
     await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
     await settled('the failure reported', () => loop.realized().get('uid-p')?.error !== undefined);
-    expect(endpoints.policies.get(1), 'fail closed').to.deep.equal({ entries: [], enforcement: { ingress: true, egress: true } });
+    expect(endpoints.policies.get(1), 'fail closed').to.deep.equal({ entries: [], enforcement: { ingress: true, egress: true }, error: 'selector cache corrupt' });
     expect(loop.realized().get('uid-p')?.error).to.equal('endpoint 1: policy could not be computed, all its traffic is denied: selector cache corrupt');
     // The report changes inside the regeneration, the failure count right after it.
     let fails: number | undefined;

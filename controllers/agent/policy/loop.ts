@@ -407,9 +407,6 @@ export class PolicyLoop {
     for (const ep of targets) {
       try {
         await endpoints.regenerate(ep.id);
-        // Denying everything synced, but the policy asked for is not what is enforced.
-        const computeFailure = this.computeFailures.get(ep.id);
-        if (computeFailure !== undefined) throw new Error(`policy could not be computed, all traffic denied: ${computeFailure.error}`);
         this.metrics?.endpointRegenerations.inc({ outcome: 'success' });
       } catch (err) {
         if (err instanceof EndpointNotFoundError) continue;
@@ -461,7 +458,7 @@ export class PolicyLoop {
       const before = this.computeFailures.get(ep.id);
       this.computeFailures.set(ep.id, { labels, error });
       if (before?.error !== error) this.publish();
-      return DENY_ALL;
+      return { ...DENY_ALL, error };
     }
   }
 
