@@ -102,7 +102,7 @@ export class AgentDaemon {
       datapath,
       nodes: ciliumNodes,
       endpoints: ceps,
-      localEndpoints: () => this.endpoints.list().map((e) => ({ ipv4: e.ipv4, identity: e.identity })),
+      localEndpoints: () => this.endpoints.summaries(),
       reporter,
       registry: this.registry,
       logger: log,
@@ -161,7 +161,7 @@ export class AgentDaemon {
     registerStateGauges(this.registry, {
       endpointStates: () => {
         const out: Record<string, number> = {};
-        for (const ep of this.endpoints.list()) out[ep.state] = (out[ep.state] ?? 0) + 1;
+        for (const ep of this.endpoints.summaries()) out[ep.state] = (out[ep.state] ?? 0) + 1;
         return out;
       },
       identities: () => {

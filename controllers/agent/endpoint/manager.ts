@@ -44,6 +44,8 @@ export interface ComputedPolicy {
   error?: string;
 }
 
+export type EndpointSummary = Pick<EndpointRecord, 'id' | 'identity' | 'ipv4' | 'state'>;
+
 /** The policy could not be computed; what was written denies everything. */
 export class PolicyComputeError extends Error {}
 
@@ -199,6 +201,14 @@ export class EndpointManager {
 
   list(): EndpointRecord[] {
     return [...this.endpoints.values()].sort((a, b) => a.id - b.id).map((ep) => structuredClone(ep));
+  }
+
+  /**
+   * Id, identity, address and state of every endpoint, by id: what the loops that run on every
+   * change need, without copying whole records (list() deep-copies each one).
+   */
+  summaries(): EndpointSummary[] {
+    return [...this.endpoints.values()].sort((a, b) => a.id - b.id).map((ep) => ({ id: ep.id, identity: ep.identity, ipv4: ep.ipv4, state: ep.state }));
   }
 
   get(id: number): EndpointRecord | undefined {

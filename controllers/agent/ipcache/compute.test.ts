@@ -88,6 +88,7 @@ describe('computeIPCache', function () {
     const expected = [['10.0.0.5/32', 200], ['10.0.0.6/32', 400], ['10.0.0.7/32', 500], ['10.0.0.8/32', 700]];
     expect(ids([older, newer, same1, same2, local, remote, cep('stale', 'n2', '10.0.0.8', 800)])).to.deep.equal(expected);
     expect(ids([remote, local, same2, same1, newer, older, cep('stale', 'n2', '10.0.0.8', 800)]), 'whatever the input order').to.deep.equal(expected);
+    expect(ids([], [{ ipv4: '10.0.0.9', identity: 0 }]), 'a local endpoint still waiting for its identity').to.deep.equal([]);
   });
 
   it('computes no cidr source (the policy loop owns it) and adds no world row', function () {

@@ -125,7 +125,10 @@ export function computeIPCache(inputs: IPCacheInputs): IPCacheRows {
   const ownIP = ownNode === undefined ? undefined : nodeIP(ownNode);
   const nodeIPByName = new Map(nodes.flatMap((n) => (n.metadata.name === undefined ? [] : [[n.metadata.name, nodeIP(n)] as const])));
   const endpoints = new Rows();
-  for (const ep of inputs.localEndpoints ?? []) endpoints.add({ prefix: `${ep.ipv4}/32`, identity: ep.identity });
+  for (const ep of inputs.localEndpoints ?? []) {
+    // An endpoint still waiting for its identity (0) has no row yet; the datapath refuses 0.
+    if (ep.identity !== 0) endpoints.add({ prefix: `${ep.ipv4}/32`, identity: ep.identity });
+  }
 
   // Two CiliumEndpoints may claim one address while a pod moves or a stale one waits for garbage
   // collection: this node's wins (it knows its own pods), then the newest, then the name.

@@ -54,7 +54,7 @@ class RecordingEndpoints implements PolicyEndpoints {
   source?: EndpointPolicySource;
   constructor(readonly records: EndpointRecord[]) {}
 
-  list(): EndpointRecord[] {
+  summaries(): EndpointRecord[] {
     return this.records;
   }
 

@@ -55,7 +55,7 @@ type PolicyObject = CiliumNetworkPolicy | CiliumClusterwideNetworkPolicy | Netwo
 
 /** What the loop needs of the endpoint manager. */
 export interface PolicyEndpoints {
-  list(): readonly Pick<EndpointRecord, 'id' | 'identity'>[];
+  summaries(): readonly Pick<EndpointRecord, 'id' | 'identity'>[];
   regenerate(id: number): Promise<unknown>;
 }
 
@@ -219,7 +219,7 @@ export class PolicyLoop {
    * gone, so a deleted endpoint's failure no longer counts against its policies.
    */
   endpointsChanged(): void {
-    const live = new Set(this.endpoints?.list().map((e) => e.id) ?? []);
+    const live = new Set(this.endpoints?.summaries().map((e) => e.id) ?? []);
     for (const id of this.endpointNotes.keys()) if (!live.has(id)) this.endpointNotes.delete(id);
     let forgot = false;
     for (const id of this.computeFailures.keys()) if (!live.has(id)) forgot = this.computeFailures.delete(id);
@@ -380,7 +380,7 @@ export class PolicyLoop {
     this.namedPortsSeen = seen;
     const usesNamed = this.repo.rules().filter(usesEgressNamedPort);
     if (usesNamed.length === 0) return;
-    for (const ep of this.endpoints?.list() ?? []) {
+    for (const ep of this.endpoints?.summaries() ?? []) {
       const labels = this.repo.selectorCache.labelsOf(ep.identity);
       if (labels === undefined || usesNamed.some((r) => r.subject?.matches(labels) === true)) this.owed.add(ep.identity);
     }
@@ -402,7 +402,7 @@ export class PolicyLoop {
     const delays = this.pendingDelays;
     this.owed.clear();
     this.pendingDelays = [];
-    const targets = endpoints.list().filter((ep) => ids.has(ep.identity));
+    const targets = endpoints.summaries().filter((ep) => ids.has(ep.identity));
     const failed: string[] = [];
     for (const ep of targets) {
       try {
