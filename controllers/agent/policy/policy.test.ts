@@ -5,7 +5,7 @@ import type { CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy, Rule as Ciliu
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../../datapath/maps/protocols.js';
 import { RESERVED_IDENTITIES } from '../identity/reserved.js';
 import type { KubeNetworkPolicy } from './parse.js';
-import { PolicyRepository } from './repository.js';
+import { PolicyRepository, ruleCookie } from './repository.js';
 import { resolvePolicy, type ResolveOptions } from './resolve.js';
 import { PolicyParseError, unsupportedMessage } from './rule.js';
 import { passes, type Peer, podLabels } from './testing.js';
@@ -17,6 +17,10 @@ const ECHO = 1002;
 const OTHER_NS = 1003;
 const OTHER_CLUSTER = 1004;
 const { host: HOST, world: WORLD, 'remote-node': REMOTE_NODE, health: HEALTH, 'kube-apiserver': APISERVER } = RESERVED_IDENTITIES;
+
+function cookieOf(name: string, path: string): number {
+  return ruleCookie({ policy: { kind: 'CiliumNetworkPolicy', namespace: NS, name }, path });
+}
 
 function cnp(name: string, spec: CiliumRule | CiliumRule[], namespace = NS): CiliumNetworkPolicy {
   const body = Array.isArray(spec) ? { specs: spec } : { spec };
@@ -272,7 +276,7 @@ describe('policy engine', function () {
       repo.upsert(cnp('named-out', { endpointSelector: { matchLabels: { kind: 'client' } }, egress: [{ toEndpoints: [{ matchLabels: { kind: 'echo' } }], toPorts: [{ ports: [{ port: 'http-alt' }, { port: 'dup' }] }] }] }));
       const echo = { identity: ECHO, namedPorts: [{ name: 'http', port: 8080, protocol: IPPROTO_TCP }, { name: 'metrics', port: 9090, protocol: IPPROTO_TCP }] };
       const r = resolvePolicy(repo, echo);
-      expect(r.entries.filter((e) => e.direction === 'ingress' && e.identity === 0)).to.deep.equal([{ identity: 0, direction: 'ingress', protocol: 0, port: 8080, deny: false, cookie: 1 }]);
+      expect(r.entries.filter((e) => e.direction === 'ingress' && e.identity === 0)).to.deep.equal([{ identity: 0, direction: 'ingress', protocol: 0, port: 8080, deny: false, cookie: cookieOf('named-in', 'spec') }]);
       const cluster = {
         clusterNamedPorts: [
           { name: 'http-alt', port: 8081, protocol: IPPROTO_TCP },
@@ -484,19 +488,33 @@ describe('policy engine', function () {
       expect(resolvePolicy(repo, { identity: ECHO }).entries.some((e) => e.identity === 2000)).to.equal(false);
     });
 
-    it('entries carry their rule cookie; a rule keeps it across updates and a new rule gets a fresh one', function () {
+    it('entries carry their rule cookie, derived from policy and rule path: kept across updates and restarts, new for a new rule', function () {
+      const first = cookieOf('first', 'spec');
+      const second = cookieOf('second', 'specs[0]');
+      const third = cookieOf('third', 'spec');
+      expect(new Set([first, second, third, 0]).size, 'distinct and non-zero').to.equal(4);
+      const load = (repo: PolicyRepository) => {
+        repo.upsert(cnp('first', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{ fromEndpoints: [{ matchLabels: { name: 'client' } }] }] }));
+        repo.upsert(cnp('second', [{ endpointSelector: { matchLabels: { kind: 'echo' } }, ingressDeny: [{ fromEntities: ['world'] }] }, { endpointSelector: {}, egress: [{}] }]));
+      };
       const repo = newRepo();
-      repo.upsert(cnp('first', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{ fromEndpoints: [{ matchLabels: { name: 'client' } }] }] }));
-      repo.upsert(cnp('second', [{ endpointSelector: { matchLabels: { kind: 'echo' } }, ingressDeny: [{ fromEntities: ['world'] }] }, { endpointSelector: {}, egress: [{}] }]));
-      const cookies = () => resolvePolicy(repo, { identity: ECHO }).entries.map((e) => [e.identity, e.deny, e.cookie]);
-      expect(cookies()).to.deep.equal([[CLIENT, false, 1], [WORLD, true, 2], [HOST, false, undefined]]);
-      expect(repo.ruleOfCookie(2)).to.include({ path: 'specs[0]' }).and.nested.include({ 'policy.name': 'second' });
+      load(repo);
+      const cookies = (r = repo) => resolvePolicy(r, { identity: ECHO }).entries.map((e) => [e.identity, e.deny, e.cookie]);
+      expect(cookies()).to.deep.equal([[CLIENT, false, first], [WORLD, true, second], [HOST, false, undefined]]);
+      expect(repo.ruleOfCookie(second)).to.include({ path: 'specs[0]' }).and.nested.include({ 'policy.name': 'second' });
       repo.upsert(cnp('first', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{ fromEndpoints: [{ matchLabels: { name: 'client2' } }] }] }));
-      expect(cookies()).to.deep.equal([[CLIENT2, false, 1], [WORLD, true, 2], [HOST, false, undefined]]);
+      expect(cookies()).to.deep.equal([[CLIENT2, false, first], [WORLD, true, second], [HOST, false, undefined]]);
       repo.delete({ kind: 'CiliumNetworkPolicy', namespace: NS, name: 'first' });
       repo.upsert(cnp('third', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{ fromEndpoints: [{ matchLabels: { name: 'client' } }] }] }));
-      expect(cookies()).to.deep.equal([[WORLD, true, 2], [CLIENT, false, 4], [HOST, false, undefined]]);
-      expect(repo.ruleOfCookie(1)).to.equal(undefined);
+      expect(cookies().map(([, , c]) => c)).to.have.members([second, third, undefined]);
+      expect(repo.ruleOfCookie(first)).to.equal(undefined);
+      // A restarted agent loads the same policies in another order and writes the same cookies.
+      const restarted = newRepo();
+      repo.delete({ kind: 'CiliumNetworkPolicy', namespace: NS, name: 'third' });
+      restarted.upsert(cnp('second', [{ endpointSelector: { matchLabels: { kind: 'echo' } }, ingressDeny: [{ fromEntities: ['world'] }] }, { endpointSelector: {}, egress: [{}] }]));
+      restarted.upsert(cnp('first', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{ fromEndpoints: [{ matchLabels: { name: 'client2' } }] }] }));
+      repo.upsert(cnp('first', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{ fromEndpoints: [{ matchLabels: { name: 'client2' } }] }] }));
+      expect(cookies(restarted)).to.deep.equal(cookies());
     });
 
     it('allocates CIDR identities deterministically, shares them, releases and reuses them', function () {

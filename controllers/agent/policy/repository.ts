@@ -2,6 +2,7 @@
 // identities their prefixes need, and a revision bumped on every policy change (starting at 1, as
 // upstream's Repository). Every change answers which identities' policies it can alter, so the
 // loop recomputes only the endpoints with those identities.
+import { createHash } from 'node:crypto';
 import type { CiliumClusterwideNetworkPolicy, CiliumNetworkPolicy } from '../../../crds/gen/index.js';
 import type { IPCacheEntry } from '../../../datapath/types.js';
 import type { LabelSet } from '../labels/labels.js';
@@ -22,7 +23,6 @@ export class PolicyRepository {
   private readonly cidrs = new CidrIdentityAllocator();
   private readonly policies = new Map<string, ParsedPolicy>();
   private readonly byCookie = new Map<number, Rule>();
-  private nextCookie = 1;
   private rev = 1;
 
   constructor(readonly options: ParseOptions = {}) {}
@@ -80,11 +80,12 @@ export class PolicyRepository {
     return this.byCookie.get(cookie);
   }
 
-  // Cookies count up and skip those in use, so a cookie seen in an event names one rule at a time.
+  // A rule's cookie comes from its policy and path, so an agent restart (or any other agent)
+  // writes the same cookie for the same rule: restored maps need no rewrite, and events name the
+  // rule consistently. A collision moves on to the next free value.
   private allocateCookie(rule: Rule): number {
-    while (this.nextCookie === 0 || this.byCookie.has(this.nextCookie)) this.nextCookie = (this.nextCookie + 1) >>> 0;
-    const cookie = this.nextCookie;
-    this.nextCookie = (this.nextCookie + 1) >>> 0;
+    let cookie = ruleCookie(rule);
+    while (cookie === 0 || this.byCookie.has(cookie)) cookie = (cookie + 1) >>> 0;
     this.byCookie.set(cookie, rule);
     return cookie;
   }
@@ -146,4 +147,9 @@ export class PolicyRepository {
 /** Every selector a policy needs cached: its rules' subjects and their peers. */
 function selectorsOf(p: ParsedPolicy | undefined): EndpointSelector[] {
   return (p?.rules ?? []).flatMap((r) => [...(r.subject ? [r.subject] : []), ...r.sections.flatMap((s) => s.peers)]);
+}
+
+/** The cookie a rule asks for: 32 bits of a hash of its policy and its path in it; 0 is none. */
+export function ruleCookie(rule: Pick<Rule, 'policy' | 'path'>): number {
+  return createHash('sha256').update(`${policyRefKey(rule.policy)}/${rule.path}`).digest().readUInt32LE(0);
 }
