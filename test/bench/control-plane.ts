@@ -4,7 +4,6 @@
 // policy update → enforcement latency, and the agent's RSS. Progress goes to stderr; the last
 // stdout line is one JSON object. Everything it creates (control plane, veths, pins, state dir)
 // is removed at the end, on SIGINT/SIGTERM, and at the start of the next run if a run was killed.
-import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -22,13 +21,13 @@ import { apply } from '../../controllers/runtime/ssa.js';
 import { BPFFS_ROOT } from '../../datapath/linux/paths.js';
 import { removePinDir, type TestLink } from '../../datapath/linux/testing/fixtures.js';
 import type { PolicyEntry } from '../../datapath/types.js';
-import { registerCleanup } from '../../hack/controlplane/cleanup.js';
 import { startControlPlane, type RunningControlPlane } from '../../hack/controlplane/controlplane.js';
 import { runCleanup } from '../datapath/cleanup-steps.js';
 import { pollUntil } from '../envtest/poll.js';
 import { benchPod, benchPolicy, inPool, labelSetOf, p50p99, policyShape } from './control-plane-objects.js';
 import { agentWork, startCpuProfile } from './control-plane-metrics.js';
 import { createVeths, removeVeths } from './control-plane-veths.js';
+import { benchMain } from './main.js';
 
 const VETH_PREFIX = 'ctcpb';
 // Fixed (one bench runs at a time), so the next run or the exit-time sweep removes what a killed run left.
@@ -372,27 +371,4 @@ async function sweepLeftovers(): Promise<void> {
   removePinDir(PIN_DIR);
 }
 
-async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
-  if (opts === 'cleanup') {
-    await sweepLeftovers();
-    return;
-  }
-  const bench = new Bench(opts);
-  const self = fileURLToPath(import.meta.url);
-  const unregister = registerCleanup({
-    name: 'control-plane benchmark',
-    stop: () => bench.cleanup(),
-    // At 'exit' only synchronous work runs: a child process does the sweep.
-    stopNow: () => void spawnSync(process.execPath, ['--import', 'tsx', self, '--cleanup'], { stdio: 'inherit' }),
-  });
-  try {
-    const result = await bench.run();
-    console.log(JSON.stringify(result));
-  } finally {
-    await bench.cleanup();
-    unregister();
-  }
-}
-
-await main();
+await benchMain('control-plane benchmark', fileURLToPath(import.meta.url), () => parseOptions(process.argv.slice(2)), sweepLeftovers, (opts) => new Bench(opts));

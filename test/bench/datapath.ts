@@ -4,7 +4,6 @@
 // table sizes). Everything it creates (netns, links, tc filters, pins, the iptables chain) is
 // removed at the end, on SIGINT/SIGTERM, and at the start of the next run if a run was killed
 // outright.
-import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { PodNetwork } from '../../datapath/netns/pod-network.js';
@@ -15,7 +14,6 @@ import { IPPROTO_TCP } from '../../datapath/maps/protocols.js';
 import type { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
 import { removePinDir } from '../../datapath/linux/testing/fixtures.js';
 import type { IPCacheEntry, PolicyEntry } from '../../datapath/types.js';
-import { registerCleanup } from '../../hack/controlplane/cleanup.js';
 import { endpointFor, openDatapath } from '../datapath/harness.js';
 import { runCleanup } from '../datapath/cleanup-steps.js';
 import { measureConnRate } from './conn-rate.js';
@@ -26,6 +24,7 @@ import { TCP_ACK, TCP_SYN, tcpPacket } from '../../datapath/linux/testing/packet
 import type { BatchHook, PerPacket, TestRunner } from './per-packet.js';
 import { runCommand } from '../../datapath/netns/run.js';
 import { tcHookDestroy } from '../../datapath/libbpf/tc.js';
+import { benchMain } from './main.js';
 
 const PREFIX = 'ctbench';
 // A fixed pin directory (one benchmark runs at a time), so the next run or the exit-time sweep
@@ -384,27 +383,4 @@ class Bench {
   }
 }
 
-async function main(): Promise<void> {
-  const opts = parseOptions(process.argv.slice(2));
-  if (opts === 'cleanup') {
-    await sweepLeftovers();
-    return;
-  }
-  const bench = new Bench(opts);
-  const self = fileURLToPath(import.meta.url);
-  const unregister = registerCleanup({
-    name: 'datapath benchmark',
-    stop: () => bench.cleanup(),
-    // At 'exit' only synchronous work runs: a child process does the sweep.
-    stopNow: () => void spawnSync(process.execPath, ['--import', 'tsx', self, '--cleanup'], { stdio: 'inherit' }),
-  });
-  try {
-    const result = await bench.run();
-    console.log(JSON.stringify(result));
-  } finally {
-    await bench.cleanup();
-    unregister();
-  }
-}
-
-await main();
+await benchMain('datapath benchmark', fileURLToPath(import.meta.url), () => parseOptions(process.argv.slice(2)), sweepLeftovers, (opts) => new Bench(opts));

@@ -442,11 +442,8 @@ export class EndpointManager {
       }
       this.deps.onChange?.();
       try {
-        await this.syncPolicy(ep);
-        ep.state = 'ready';
+        await this.syncPolicyAndState(ep);
       } catch (err) {
-        ep.state = 'not-ready';
-        if (!(err instanceof PolicyComputeError)) delete ep.enforcement;
         await this.persist(ep);
         throw moveFailed(err);
       }
@@ -462,12 +459,8 @@ export class EndpointManager {
       if (ep === undefined) throw new EndpointNotFoundError(`endpoint ${id}: not found`);
       const before = JSON.stringify(ep);
       try {
-        await this.syncPolicy(ep);
-        ep.state = 'ready';
+        await this.syncPolicyAndState(ep);
       } catch (err) {
-        ep.state = 'not-ready';
-        // A compute failure was written as deny-all: that is what the endpoint enforces.
-        if (!(err instanceof PolicyComputeError)) delete ep.enforcement;
         throw new Error(`endpoint ${id}: regenerate: ${describe(err)}`, { cause: err });
       } finally {
         if (JSON.stringify(ep) !== before) await this.persist(ep);
@@ -556,6 +549,19 @@ export class EndpointManager {
     await this.deps.datapath.syncPolicy(ep.id, policy.entries, policy.enforcement);
     ep.enforcement = { ...policy.enforcement };
     if (policy.error !== undefined) throw new PolicyComputeError(`policy could not be computed, all traffic denied: ${policy.error}`);
+  }
+
+  /** Syncs the endpoint's policy and sets its state from the outcome; a failure is rethrown. */
+  private async syncPolicyAndState(ep: EndpointRecord): Promise<void> {
+    try {
+      await this.syncPolicy(ep);
+      ep.state = 'ready';
+    } catch (err) {
+      ep.state = 'not-ready';
+      // A compute failure was written as deny-all: that is what the endpoint enforces.
+      if (!(err instanceof PolicyComputeError)) delete ep.enforcement;
+      throw err;
+    }
   }
 
   private async persist(ep: EndpointRecord): Promise<void> {

@@ -21,13 +21,9 @@ import { apply } from '../../../controllers/runtime/ssa.js';
 import { REALIZED_ANNOTATION } from '../../../controllers/policystatus/realized.js';
 import { sharedControlPlane, testNamespace, type ControlPlane } from '../../envtest/index.js';
 import { pollUntil } from '../../envtest/poll.js';
+import { httpRequest } from '../../../hack/controlplane/http.js';
 
 const log = newLogger('daemon-smoke-test', process.env.SMOKE_LOG ?? 'error');
-
-async function httpGet(url: string): Promise<{ status: number; body: string }> {
-  const res = await fetch(url);
-  return { status: res.status, body: await res.text() };
-}
 
 describe('AgentDaemon (real apiserver, real datapath)', function () {
   this.timeout(120_000);
@@ -112,8 +108,8 @@ describe('AgentDaemon (real apiserver, real datapath)', function () {
   it('serves health and metrics, enforces policy, and keeps enforcing across a restart', async () => {
     const first = await startDaemon();
     const health = `http://127.0.0.1:${first.healthAddress?.port}/healthz`;
-    let answer = await httpGet(health);
-    for (const deadline = Date.now() + 20_000; answer.status !== 200 && Date.now() < deadline; answer = await httpGet(health)) await sleep(50);
+    let answer = await httpRequest(health);
+    for (const deadline = Date.now() + 20_000; answer.status !== 200 && Date.now() < deadline; answer = await httpRequest(health)) await sleep(50);
     expect(answer.status, `/healthz: ${answer.body}`).to.equal(200);
     expect((JSON.parse(answer.body) as { unsynced: string[] }).unsynced).to.deep.equal([]);
 
@@ -162,7 +158,7 @@ describe('AgentDaemon (real apiserver, real datapath)', function () {
     expect(JSON.parse(first.node.resource.store.get(node)?.metadata.annotations?.[REALIZED_ANNOTATION] ?? '{}')).to.deep.equal({ [cnpUid]: { g: 1 } });
 
     // The loop counts a regeneration once the endpoint manager is done with it (state file, CEP).
-    const scrape = () => httpGet(`http://127.0.0.1:${first.metricsAddress?.port}/metrics`);
+    const scrape = () => httpRequest(`http://127.0.0.1:${first.metricsAddress?.port}/metrics`);
     let metrics = await scrape();
     for (const deadline = Date.now() + 5_000; !/^cilium_endpoint_regenerations_total/m.test(metrics.body) && Date.now() < deadline; metrics = await scrape()) await sleep(50);
     expect(metrics.status).to.equal(200);
@@ -222,7 +218,7 @@ describe('AgentDaemon (real apiserver, real datapath)', function () {
     await pollUntil('the health server', () => logged('health and metrics server listening') !== undefined || child.exitCode !== null, 30_000);
     const health = `http://127.0.0.1:${logged('health and metrics server listening')?.address?.port}/healthz`;
     await pollUntil('endpoints restored', () => logged('endpoints restored') !== undefined || child.exitCode !== null, 30_000);
-    expect((await httpGet(health)).status, output.slice(-2000)).to.equal(200);
+    expect((await httpRequest(health)).status, output.slice(-2000)).to.equal(200);
 
     child.kill('SIGTERM');
     const [code, signal] = await exited;

@@ -2,7 +2,6 @@
 // short intervals, its Lease and namespaced watches in the test's namespace, and cleanup of the
 // cluster-scoped objects a test creates.
 import { randomBytes } from 'node:crypto';
-import http from 'node:http';
 import { loadOperatorConfig } from '../../../controllers/config/operator.js';
 import { buildOperator, type Operator } from '../../../controllers/operator/operator.js';
 import { isNotFound, type ApiClient } from '../../../controllers/runtime/apiclient.js';
@@ -12,6 +11,7 @@ import { newLogger } from '../../../controllers/runtime/log.js';
 import { sharedControlPlane, testNamespace } from '../../envtest/index.js';
 import { pollUntil } from '../../envtest/poll.js';
 import { newApiClient } from '../../../controllers/runtime/apiclient.js';
+import { httpRequest } from '../../../hack/controlplane/http.js';
 
 export interface RunningOperator extends Operator {
   done: Promise<void>;
@@ -154,15 +154,4 @@ export function operatorTestContext(): TestContext {
   return ctx;
 }
 
-export function httpGet(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+export const httpGet = (port: number, path: string) => httpRequest(`http://127.0.0.1:${port}${path}`);

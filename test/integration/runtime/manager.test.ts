@@ -2,7 +2,6 @@
 // answer, SIGTERM drains and releases the Lease, a lost Lease stops the manager with an error.
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
-import http from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { Registry } from 'prom-client';
@@ -16,21 +15,11 @@ import type { LeaseSpec } from '../../../controllers/runtime/leaderelection.js';
 import { newLogger } from '../../../controllers/runtime/log.js';
 import { Manager, type HealthReport } from '../../../controllers/runtime/manager.js';
 import { Resource } from '../../../controllers/runtime/resource.js';
+import { httpRequest } from '../../../hack/controlplane/http.js';
 
 type ConfigMap = V1ConfigMap & { metadata: NonNullable<V1ConfigMap['metadata']> };
 
-function get(port: number, path: string): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port, path }, (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (body += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      })
-      .on('error', reject);
-  });
-}
+const get = (port: number, path: string) => httpRequest(`http://127.0.0.1:${port}${path}`);
 
 describe('Manager (real apiserver)', function () {
   this.timeout(60_000);
