@@ -4,7 +4,7 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export interface AgentMetrics {
-  /** Regenerations the policy loop asked for; outcome success|fail. */
+  /** Every endpoint regeneration (create, restore, relabel, policy change); outcome success|fail. */
   endpointRegenerations: Counter<'outcome'>;
   /** Rules currently loaded (upstream counts rules, not policy objects). */
   policy: Gauge;

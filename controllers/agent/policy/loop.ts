@@ -407,10 +407,8 @@ export class PolicyLoop {
     for (const ep of targets) {
       try {
         await endpoints.regenerate(ep.id);
-        this.metrics?.endpointRegenerations.inc({ outcome: 'success' });
       } catch (err) {
         if (err instanceof EndpointNotFoundError) continue;
-        this.metrics?.endpointRegenerations.inc({ outcome: 'fail' });
         this.owed.add(ep.identity);
         failed.push(`endpoint ${ep.id}: ${(err as Error).message}`);
       }
