@@ -27,7 +27,7 @@ import { pollUntil } from '../envtest/poll.js';
 import { benchPod, benchPolicy, inPool, labelSetOf, p50p99, policyShape } from './control-plane-objects.js';
 import { agentWork, startCpuProfile } from './control-plane-metrics.js';
 import { createVeths, removeVeths } from './control-plane-veths.js';
-import { benchMain } from './main.js';
+import { benchMain, positiveIntFlag } from './main.js';
 
 const VETH_PREFIX = 'ctcpb';
 // Fixed (one bench runs at a time), so the next run or the exit-time sweep removes what a killed run left.
@@ -54,13 +54,7 @@ interface Options {
 
 function parseOptions(argv: string[]): Options | 'cleanup' {
   if (argv.includes('--cleanup')) return 'cleanup';
-  const value = (flag: string, fallback: number): number => {
-    const i = argv.indexOf(flag);
-    if (i < 0) return fallback;
-    const n = Number(argv[i + 1]);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer, got ${String(argv[i + 1])}`);
-    return n;
-  };
+  const value = (flag: string, fallback: number): number => positiveIntFlag(argv, flag, fallback);
   const profileAt = argv.indexOf('--cpu-profile');
   const cpuProfile = profileAt < 0 ? undefined : argv[profileAt + 1];
   if (profileAt >= 0 && (cpuProfile === undefined || cpuProfile.startsWith('--'))) throw new Error('--cpu-profile needs a file name');

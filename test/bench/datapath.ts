@@ -24,7 +24,7 @@ import { TCP_ACK, TCP_SYN, tcpPacket } from '../../datapath/linux/testing/packet
 import type { BatchHook, PerPacket, TestRunner } from './per-packet.js';
 import { runCommand } from '../../datapath/netns/run.js';
 import { tcHookDestroy } from '../../datapath/libbpf/tc.js';
-import { benchMain } from './main.js';
+import { benchMain, positiveIntFlag } from './main.js';
 
 const PREFIX = 'ctbench';
 // A fixed pin directory (one benchmark runs at a time), so the next run or the exit-time sweep
@@ -63,13 +63,7 @@ interface Options {
 
 function parseOptions(argv: string[]): Options | 'cleanup' {
   if (argv.includes('--cleanup')) return 'cleanup';
-  const value = (flag: string, fallback: number): number => {
-    const i = argv.indexOf(flag);
-    if (i < 0) return fallback;
-    const n = Number(argv[i + 1]);
-    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer, got ${String(argv[i + 1])}`);
-    return n;
-  };
+  const value = (flag: string, fallback: number): number => positiveIntFlag(argv, flag, fallback);
   return { seconds: value('--seconds', 5), rounds: value('--rounds', 3) };
 }
 

@@ -3,6 +3,15 @@
 import { spawnSync } from 'node:child_process';
 import { registerCleanup } from '../../hack/controlplane/cleanup.js';
 
+/** The value of `flag` in `argv` as a positive integer, or `fallback` when the flag is absent. */
+export function positiveIntFlag(argv: readonly string[], flag: string, fallback: number): number {
+  const i = argv.indexOf(flag);
+  if (i < 0) return fallback;
+  const n = Number(argv[i + 1]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} needs a positive integer, got ${String(argv[i + 1])}`);
+  return n;
+}
+
 export interface BenchRun {
   run(): Promise<unknown>;
   cleanup(): Promise<void>;
