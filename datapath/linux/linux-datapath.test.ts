@@ -20,19 +20,10 @@ import { policyMapName } from './paths.js';
 import { createTestLink, makePinDir, removePinDir, removeTestLink, TEST_PREFIX, type TestLink } from './testing/fixtures.js';
 import { tcpPacket, TCP_ACK, TCP_SYN } from './testing/packets.js';
 import { enforcingWhereEntries } from './testing/policy.js';
+import { rejection } from '../../test/support/rejection.js';
 
 const logger = newLogger('datapath-test', 'warn');
 const NOT_ENFORCING = { ingress: false, egress: false };
-
-/** The error a promise rejects with; fails the test when it resolves. */
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  return expect.fail('expected a rejection');
-}
 
 /** The reasons of the drop events queued since the last drain, oldest first; drains the queue. */
 function dropReasons(dp: LinuxDatapath): number[] {

@@ -16,17 +16,9 @@ import type * as envtest from '../envtest/index.js';
 import { kubectl, sharedControlPlane, testNamespace } from '../envtest/index.js';
 import { crdDir, defaultBinDir, repoRoot } from '../../hack/controlplane/paths.js';
 import { isRunning, pidsMentioning, stopProcess } from '../../hack/controlplane/process.js';
+import { rejection } from '../support/rejection.js';
 
 const fixtureCrdDir = path.join(repoRoot, 'test', 'envtest', 'testdata');
-
-async function rejection(promise: Promise<unknown>): Promise<Error> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection, got a result');
-}
 
 describe('envtest control plane', function () {
   this.timeout(120_000);

@@ -10,6 +10,7 @@ import { EndpointConflictError, EndpointManager, EndpointNotFoundError } from '.
 import { EndpointStateStore } from './state-store.js';
 import { cniRequest, FakeCeps, FakeCluster, FakeDatapath, FakeIdentities, FakePolicy, silentLogger } from './testing.js';
 import { Registry } from 'prom-client';
+import { rejection } from '../../../test/support/rejection.js';
 
 const POD_CIDR = '10.0.1.0/24';
 /** How long a CEP write may take through the sync's queue (retries start at 5 ms). */
@@ -61,15 +62,6 @@ class Agent {
   async stateFiles(): Promise<string[]> {
     return (await readdir(this.stateDir).catch(() => [])).sort();
   }
-}
-
-async function rejection(p: Promise<unknown>): Promise<Error> {
-  try {
-    await p;
-  } catch (err) {
-    return err as Error;
-  }
-  throw new Error('expected a rejection');
 }
 
 describe('EndpointManager', () => {
