@@ -6,9 +6,16 @@ set -euo pipefail
 
 KUBERNETES_VERSION="${KUBERNETES_VERSION:-v1.36.3}"
 ETCD_VERSION="${ETCD_VERSION:-v3.6.16}"
+CILIUM_VERSION="${CILIUM_VERSION:-v1.20.2}"
+CRICTL_VERSION="${CRICTL_VERSION:-v1.37.0}"
+CNI_VERSION="${CNI_VERSION:-v1.3.1}"
+CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.10.0}"
 CACHE="${CILIUM_TS_CACHE:-$HOME/.cache/cilium-ts}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl util-linux iputils-ping)
+APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl util-linux iputils-ping
+  containerd runc busybox-static gcc libc6-dev)
+
+KUBERNETES_BINARIES=(kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager)
 
 log() { printf '[install] %s\n' "$*" >&2; }
 
@@ -32,8 +39,10 @@ install_apt() {
 # to a consumer, so a throwaway module replaces each one with its published v0.X.Y tag.
 build_kubernetes() {
   local out="$CACHE/kubernetes-$KUBERNETES_VERSION"
-  if [ -x "$out/kube-apiserver" ] && [ -x "$out/kubectl" ]; then return; fi
-  log "building kube-apiserver and kubectl $KUBERNETES_VERSION (first run only)"
+  local missing=()
+  for b in "${KUBERNETES_BINARIES[@]}"; do [ -x "$out/$b" ] || missing+=("$b"); done
+  if [ "${#missing[@]}" -eq 0 ]; then return; fi
+  log "building ${missing[*]} $KUBERNETES_VERSION (first run only)"
   local work; work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
   local staging="v0${KUBERNETES_VERSION#v1}"
@@ -45,14 +54,17 @@ build_kubernetes() {
     echo "require k8s.io/kubernetes $KUBERNETES_VERSION"
     sed -n 's#^\s*\(k8s.io/[a-z0-9-]*\) => ./staging/src/.*#replace \1 => \1 '"$staging"'#p' "$gomod"
   } >"$work/go.mod"
-  printf 'package tools\nimport (\n _ "k8s.io/kubernetes/cmd/kube-apiserver"\n _ "k8s.io/kubectl/pkg/cmd"\n)\n' >"$work/tools.go"
+  { echo 'package tools'; echo 'import ('
+    for b in "${KUBERNETES_BINARIES[@]}"; do echo " _ \"k8s.io/kubernetes/cmd/$b\""; done
+    echo ')'; } >"$work/tools.go"
   local minor="${KUBERNETES_VERSION#v1.}"; minor="${minor%%.*}"
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$KUBERNETES_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
   (cd "$work" && GOFLAGS=-mod=mod go mod tidy
-   mkdir -p "$out.tmp"
-   GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
-   GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out.tmp/kubectl" k8s.io/kubernetes/cmd/kubectl)
-  rm -rf "$out"; mv "$out.tmp" "$out"
+   mkdir -p "$out"
+   for b in "${missing[@]}"; do
+     GOFLAGS=-mod=mod go build -trimpath -ldflags "$ldflags" -o "$out/$b.tmp" "k8s.io/kubernetes/cmd/$b"
+     mv "$out/$b.tmp" "$out/$b"
+   done)
 }
 
 # The etcd root module carries replace directives too; its server module builds as a dependency.
@@ -69,10 +81,57 @@ build_etcd() {
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
+# Plain `go install` for modules without replace directives; each lands in its own versioned dir.
+go_install() {
+  local name="$1" version="$2" pkg="$3"
+  local out="$CACHE/$name-$version"
+  if [ -x "$out/$(basename "$pkg")" ]; then return; fi
+  log "building $(basename "$pkg") $version (first run only)"
+  mkdir -p "$out.tmp" && GOBIN="$out.tmp" go install -trimpath -ldflags "-s -w" "$pkg@$version"
+  mkdir -p "$out" && mv "$out.tmp"/* "$out/" && rmdir "$out.tmp"
+}
+
+build_cni_tools() {
+  go_install crictl "$CRICTL_VERSION" sigs.k8s.io/cri-tools/cmd/crictl
+  go_install cnitool "$CNI_VERSION" github.com/containernetworking/cni/cnitool
+  local p
+  for p in main/bridge ipam/host-local main/loopback; do
+    go_install cni-plugins "$CNI_PLUGINS_VERSION" "github.com/containernetworking/plugins/plugins/$p"
+  done
+}
+
+# The upstream clients we test against (cilium-dbg; hubble later). cilium's go.mod replaces
+# controller-tools with its fork and pins a gobgp pseudo-version the proxy does not serve.
+build_cilium_clients() {
+  local out="$CACHE/cilium-$CILIUM_VERSION"
+  if [ -x "$out/cilium-dbg" ]; then return; fi
+  log "building cilium-dbg $CILIUM_VERSION (first run only)"
+  local work; work="$(mktemp -d)"
+  trap 'rm -rf "$work"' RETURN
+  local gomod
+  gomod="$(cd "$work" && go mod download -json "github.com/cilium/cilium@$CILIUM_VERSION" | sed -n 's/.*"GoMod": "\(.*\)",*/\1/p')"
+  {
+    echo "module cilium-ts/tools/cilium"
+    echo "go 1.26.0"
+    echo "require github.com/cilium/cilium $CILIUM_VERSION"
+    grep '^replace ' "$gomod"
+    echo "replace github.com/osrg/gobgp/v4 => github.com/osrg/gobgp/v4 v4.7.0"
+  } >"$work/go.mod"
+  printf 'package tools\nimport _ "github.com/cilium/cilium/cilium-dbg"\n' >"$work/tools.go"
+  (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null && mkdir -p "$out.tmp" &&
+   GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp/cilium-dbg" github.com/cilium/cilium/cilium-dbg)
+  rm -rf "$out"; mv "$out.tmp" "$out"
+}
+
 link_tools() {
   mkdir -p "$REPO/.local/bin"
-  ln -sf "$CACHE/kubernetes-$KUBERNETES_VERSION/kube-apiserver" "$REPO/.local/bin/kube-apiserver"
-  ln -sf "$CACHE/kubernetes-$KUBERNETES_VERSION/kubectl" "$REPO/.local/bin/kubectl"
+  local b
+  for b in "${KUBERNETES_BINARIES[@]}"; do ln -sf "$CACHE/kubernetes-$KUBERNETES_VERSION/$b" "$REPO/.local/bin/$b"; done
+  ln -sf "$CACHE/crictl-$CRICTL_VERSION/crictl" "$REPO/.local/bin/crictl"
+  ln -sf "$CACHE/cnitool-$CNI_VERSION/cnitool" "$REPO/.local/bin/cnitool"
+  ln -sf "$CACHE/cilium-$CILIUM_VERSION/cilium-dbg" "$REPO/.local/bin/cilium-dbg"
+  # The reference plugins (bench:cni's peer) live in their own CNI bin dir.
+  ln -sfn "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION" "$REPO/.local/cni-plugins"
   ln -sf "$CACHE/etcd-$ETCD_VERSION/etcd" "$REPO/.local/bin/etcd"
 }
 
@@ -86,9 +145,9 @@ install_node_modules() {
 started=$SECONDS
 case "${1:-all}" in
   apt) install_apt ;;
-  tools) require_go; build_etcd; build_kubernetes; link_tools ;;
+  tools) require_go; build_etcd; build_kubernetes; build_cni_tools; build_cilium_clients; link_tools ;;
   node) install_node_modules ;;
-  all) install_apt; install_node_modules; require_go; build_etcd; build_kubernetes; link_tools ;;
+  all) install_apt; install_node_modules; require_go; build_etcd; build_kubernetes; build_cni_tools; build_cilium_clients; link_tools ;;
   *) echo "usage: $0 [all|apt|tools|node]" >&2; exit 2 ;;
 esac
 # A cached run stays silent; one that installed or built something says how long it took.
