@@ -150,8 +150,11 @@ export interface Datapath {
   resync(): Promise<Record<string, SyncResult>>;
   /** Forward and drop counters by reason and direction. */
   metrics(): MetricCount[];
-  /** Decoded datapath events until `signal` aborts. */
-  events(signal?: AbortSignal): AsyncIterable<DatapathEvent>;
+  /**
+   * Decoded datapath events from now until `signal` aborts. Any number of readers each get every
+   * event; one that falls too far behind loses its oldest and `onLost` is told how many.
+   */
+  events(signal?: AbortSignal, onLost?: (count: number) => void): AsyncIterable<DatapathEvent>;
   close(): Promise<void>;
 }
 

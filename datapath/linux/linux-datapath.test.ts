@@ -13,7 +13,7 @@ import { tcDetach, tcQuery } from '../libbpf/tc.js';
 import { decodeIpcacheKey, decodeRemoteEndpointInfo } from '../maps/ipcache.js';
 import { decodeEndpointInfo, encodeEndpointKey } from '../maps/lxc.js';
 import { decodePolicyKey, decodePolicyValue, encodePolicyKey, encodePolicyValue, POLICY_MAP_MAX_ENTRIES } from '../maps/policy.js';
-import type { EndpointSpec, IPCacheEntry, PolicyEntry } from '../types.js';
+import type { DatapathEvent, EndpointSpec, IPCacheEntry, PolicyEntry } from '../types.js';
 import { DatapathError } from './errors.js';
 import { LinuxDatapath } from './linux-datapath.js';
 import { policyMapName } from './paths.js';
@@ -21,6 +21,7 @@ import { createTestLink, makePinDir, removePinDir, removeTestLink, TEST_PREFIX, 
 import { tcpPacket, TCP_ACK, TCP_SYN } from './testing/packets.js';
 import { enforcingWhereEntries } from './testing/policy.js';
 import { rejection } from '../../test/support/rejection.js';
+import { pollUntil } from '../../test/envtest/poll.js';
 
 const logger = newLogger('datapath-test', 'warn');
 const NOT_ENFORCING = { ingress: false, egress: false };
@@ -726,24 +727,41 @@ describe('LinuxDatapath', function () {
   });
 
   describe('events', function () {
-    it('streams decoded records until aborted, one reader at a time', async function () {
+    const isBeingRead = (dp: LinuxDatapath) => {
+      try {
+        dp.drainEvents();
+        return false;
+      } catch {
+        return true;
+      }
+    };
+
+    it('streams decoded records to every reader until each aborts', async function () {
       const dp = await open();
       const ep = endpoint(0);
       await dp.upsertEndpoint(ep);
       await dp.syncPolicy(ep.id, ...enforcingWhereEntries([{ identity: 9, direction: 'egress', protocol: 6, port: 1, deny: false }]));
-      const ac = new AbortController();
-      const stream = dp.events(ac.signal);
-      expect(() => dp.events()).to.throw(DatapathError, /already has a reader/);
-      dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: '192.0.2.7', sport: 1000, dport: 80, flags: TCP_SYN }));
-      const seen: string[] = [];
-      for await (const e of stream) {
-        seen.push(e.type);
-        if (e.type === 'drop') {
-          expect(e).to.include({ endpointId: ep.id, srcIdentity: ep.identity, dstIdentity: 2, reason: 133, direction: 'egress' });
-          ac.abort();
+      const readUntilDrop = async (stream: AsyncIterable<DatapathEvent>, ac: AbortController) => {
+        const seen: string[] = [];
+        for await (const e of stream) {
+          seen.push(e.type);
+          if (e.type === 'drop') {
+            expect(e).to.include({ endpointId: ep.id, srcIdentity: ep.identity, dstIdentity: 2, reason: 133, direction: 'egress' });
+            ac.abort();
+          }
         }
-      }
-      expect(seen).to.deep.equal(['policy-verdict', 'drop']);
+        return seen;
+      };
+      const [ac1, ac2] = [new AbortController(), new AbortController()];
+      const readers = [readUntilDrop(dp.events(ac1.signal), ac1), readUntilDrop(dp.events(ac2.signal), ac2)];
+      expect(() => dp.drainEvents()).to.throw(DatapathError, /is being read/);
+      dp.testRun('from-container', tcpPacket({ src: ep.ipv4, dst: '192.0.2.7', sport: 1000, dport: 80, flags: TCP_SYN }));
+      expect(await Promise.all(readers)).to.deep.equal([
+        ['policy-verdict', 'drop'],
+        ['policy-verdict', 'drop'],
+      ]);
+      // The pump ends with its last poll; then the ring is empty: the readers took everything.
+      await pollUntil('the event pump to end', () => !isBeingRead(dp), 2_000);
       expect(dp.drainEvents()).to.deep.equal([]);
     });
   });

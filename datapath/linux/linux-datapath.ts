@@ -447,16 +447,15 @@ export class LinuxDatapath implements Datapath {
     return out;
   }
 
-  events(signal?: AbortSignal): AsyncIterable<DatapathEvent> {
+  events(signal?: AbortSignal, onLost?: (count: number) => void): AsyncIterable<DatapathEvent> {
     this.live();
-    if (this.eventStream.active) throw new DatapathError('cilium_events', 'already has a reader; reading a ring buffer consumes it');
-    return this.eventStream.start(signal);
+    return this.eventStream.subscribe({ signal, onLost });
   }
 
-  /** Decoded events already in the ring buffer, without waiting; not while events() runs. */
+  /** Decoded events already in the ring buffer, without waiting; not while events() readers run (or just ended). */
   drainEvents(): DatapathEvent[] {
     this.live();
-    if (this.eventStream.active) throw new DatapathError('cilium_events', 'already has a reader; reading a ring buffer consumes it');
+    if (this.eventStream.active) throw new DatapathError('cilium_events', 'is being read; a drain would race its readers');
     return this.eventStream.drain();
   }
 
