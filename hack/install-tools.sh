@@ -100,12 +100,12 @@ build_cni_tools() {
   done
 }
 
-# The upstream clients we test against (cilium-dbg; hubble later). cilium's go.mod replaces
+# The upstream clients we test against (cilium-dbg, hubble). cilium's go.mod replaces
 # controller-tools with its fork and pins a gobgp pseudo-version the proxy does not serve.
 build_cilium_clients() {
   local out="$CACHE/cilium-$CILIUM_VERSION"
-  if [ -x "$out/cilium-dbg" ]; then return; fi
-  log "building cilium-dbg $CILIUM_VERSION (first run only)"
+  if [ -x "$out/cilium-dbg" ] && [ -x "$out/hubble" ]; then return; fi
+  log "building cilium-dbg and hubble $CILIUM_VERSION (first run only)"
   local work; work="$(mktemp -d)"
   trap 'rm -rf "$work"' RETURN
   local gomod
@@ -117,9 +117,10 @@ build_cilium_clients() {
     grep '^replace ' "$gomod"
     echo "replace github.com/osrg/gobgp/v4 => github.com/osrg/gobgp/v4 v4.7.0"
   } >"$work/go.mod"
-  printf 'package tools\nimport _ "github.com/cilium/cilium/cilium-dbg"\n' >"$work/tools.go"
+  printf 'package tools\nimport (\n _ "github.com/cilium/cilium/cilium-dbg"\n _ "github.com/cilium/cilium/hubble"\n)\n' >"$work/tools.go"
   (cd "$work" && GOFLAGS=-mod=mod go mod tidy >/dev/null && mkdir -p "$out.tmp" &&
-   GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp/cilium-dbg" github.com/cilium/cilium/cilium-dbg)
+   GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp/cilium-dbg" github.com/cilium/cilium/cilium-dbg &&
+   GOFLAGS=-mod=mod go build -trimpath -ldflags "-s -w" -o "$out.tmp/hubble" github.com/cilium/cilium/hubble)
   rm -rf "$out"; mv "$out.tmp" "$out"
 }
 
@@ -130,6 +131,7 @@ link_tools() {
   ln -sf "$CACHE/crictl-$CRICTL_VERSION/crictl" "$REPO/.local/bin/crictl"
   ln -sf "$CACHE/cnitool-$CNI_VERSION/cnitool" "$REPO/.local/bin/cnitool"
   ln -sf "$CACHE/cilium-$CILIUM_VERSION/cilium-dbg" "$REPO/.local/bin/cilium-dbg"
+  ln -sf "$CACHE/cilium-$CILIUM_VERSION/hubble" "$REPO/.local/bin/hubble-upstream"
   # The reference plugins (bench:cni's peer) live in their own CNI bin dir.
   ln -sfn "$CACHE/cni-plugins-$CNI_PLUGINS_VERSION" "$REPO/.local/cni-plugins"
   ln -sf "$CACHE/etcd-$ETCD_VERSION/etcd" "$REPO/.local/bin/etcd"
