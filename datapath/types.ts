@@ -152,9 +152,10 @@ export interface Datapath {
   metrics(): MetricCount[];
   /**
    * Decoded datapath events from now until `signal` aborts. Any number of readers each get every
-   * event; one that falls too far behind loses its oldest and `onLost` is told how many.
+   * event; one that falls more than `maxQueued` events behind (default 65,536) loses its oldest
+   * and `onLost` is told how many.
    */
-  events(signal?: AbortSignal, onLost?: (count: number) => void): AsyncIterable<DatapathEvent>;
+  events(signal?: AbortSignal, onLost?: (count: number) => void, maxQueued?: number): AsyncIterable<DatapathEvent>;
   close(): Promise<void>;
 }
 

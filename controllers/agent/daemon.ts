@@ -7,6 +7,7 @@
 // with the policy it had) → loops. A restored endpoint is never synced against an empty
 // repository, which would open what its policy closed. Stop: loops and watches end, the datapath
 // closes; endpoints, programs and pins stay, so enforcement carries on until the next start.
+import { readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
@@ -15,7 +16,7 @@ import { type V1Namespace, type V1Pod } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { LinuxDatapath } from '../../datapath/linux/linux-datapath.js';
 import type { CiliumEndpoint } from '../../crds/gen/index.js';
-import type { AgentConfig } from '../config/agent.js';
+import { agentSocketPath, type AgentConfig } from '../config/agent.js';
 import { MetricsServer } from '../runtime/metrics-server.js';
 import { loadKubeConfig, newApiClient, type ApiClient } from '../runtime/apiclient.js';
 import { EventRecorder } from '../runtime/events.js';
@@ -23,9 +24,16 @@ import { namespaces as namespaceType, pods as podType, type KubeObject } from '.
 import { newLogger, type Logger } from '../runtime/log.js';
 import { Manager } from '../runtime/manager.js';
 import { Resource } from '../runtime/resource.js';
+import { AgentApi } from './api/agent-api.js';
+import { drainDeleteQueue } from '../cni/delete-queue.js';
+import { agentConflist, writeCniConfig } from './cni-config.js';
+import { AgentNotReadyTaint } from './node/taint.js';
 import { DeferredIpam } from './daemon/deferred-ipam.js';
 import { ciliumEndpointWriter, namespaceSource, podSource } from './daemon/sources.js';
-import { EndpointManager, type RestoreReport } from './endpoint/manager.js';
+import { EndpointManager, EndpointNotFoundError, type RestoreReport } from './endpoint/manager.js';
+import { hubbleSettings } from './hubble/options.js';
+import { HubbleObserver } from './hubble/observer.js';
+import { agentObserverSources } from './hubble/sources.js';
 import { EndpointStateStore } from './endpoint/state-store.js';
 import { identityLabels } from './identity/cilium-identity.js';
 import { CrdIdentityAllocator } from './identity/crd-allocator.js';
@@ -40,6 +48,9 @@ import { policyResourceList, policyResources, type PolicyResources } from './pol
 import { LOCAL_IDENTITY_FLAG, type PolicyEnforcementMode, RESERVED_IDENTITIES } from './policy/index.js';
 
 export const COMPONENT = 'cilium-agent';
+
+/** `cilium-ts <package version>`, as /healthz and /debuginfo report it. */
+const AGENT_VERSION = `cilium-ts ${(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version}`;
 
 const LABEL_KEY_INDEX = 'security-labels';
 
@@ -66,10 +77,17 @@ export class AgentDaemon {
   readonly ipcache: IPCacheLoop;
   readonly policyReport: RealizedReportWriter;
   readonly resources: PolicyResources & { pods: Resource<V1Pod>; namespaces: Resource<V1Namespace> };
+  /** The REST API on socket-path (upstream's cilium.sock). */
+  readonly api: AgentApi;
+  /** Hubble's flow server, when enable-hubble is true. */
+  readonly hubble?: HubbleObserver;
+  /** Removes node.cilium.io/agent-not-ready from this node's Node once markReady() is called. */
+  readonly taint: AgentNotReadyTaint;
   /** What the start restored, once it has. */
   restoreReport?: RestoreReport;
   private readonly log: Logger;
   private readonly ipam = new DeferredIpam();
+  private ipamBound = false;
   private readonly metrics?: MetricsServer;
 
   private constructor(
@@ -156,6 +174,7 @@ export class AgentDaemon {
       delete: (cep) => namedPortsChanged(namedPorts(cep), '[]'),
     });
     this.node = new NodeRegistration({ client, nodeName, nodeIP: opts.nodeIP ?? firstHostIPv4(), events, registry: this.registry, logger: log });
+    this.taint = new AgentNotReadyTaint({ client, nodeName, registry: this.registry, logger: log });
     this.policyReport = new RealizedReportWriter({ client, nodeName, node: this.node.resource, report: () => this.policy.realized(), registry: this.registry, logger: log });
 
     registerStateGauges(this.registry, {
@@ -177,6 +196,39 @@ export class AgentDaemon {
     this.manager.add('endpoint-cep-sync', (signal) => this.endpoints.start(signal));
     // Before its endpoints are restored the agent is not ready: a CNI ADD then would race them.
     this.manager.addHealthCheck('endpoint-restore', () => this.restoreReport !== undefined);
+    this.api = new AgentApi({
+      socketPath: agentSocketPath(config),
+      deps: {
+        config,
+        endpoints: this.endpoints,
+        node: this.node,
+        ipam: this.ipam,
+        ipamReady: () => this.ipamReady,
+        repo: this.policy.repo,
+        resources: policyRes,
+        ciliumNodes,
+        ciliumEndpoints: ceps,
+        datapath,
+        health: () => this.manager.health(),
+        kube: client,
+        hubble: () => {
+          const h = this.hubble;
+          return h === undefined ? undefined : { currentFlows: h.ring.length, maxFlows: h.ring.capacity, seenFlows: h.seenFlows, uptimeNs: (Date.now() - h.startedAt) * 1e6 };
+        },
+      },
+      version: AGENT_VERSION,
+      ...(config['write-cni-conf-when-ready'] ? { cniConfFile: config['write-cni-conf-when-ready'] } : {}),
+      restored: () => this.restoreReport !== undefined,
+      logger: log,
+    });
+    this.manager.add('api-server', (signal) => this.api.run(signal));
+    const hubble = hubbleSettings(config);
+    if (hubble.enabled) {
+      const sources = agentObserverSources({ nodeName, clusterName: config['cluster-name'], endpoints: this.endpoints, pods, repo: this.policy.repo, ciliumEndpoints: ceps });
+      this.hubble = new HubbleObserver({ settings: hubble, sources, events: (s, l, m) => datapath.events(s, l, m), nodeAddress: opts.nodeIP ?? firstHostIPv4(), version: AGENT_VERSION, logger: log });
+      const observer = this.hubble;
+      this.manager.add('hubble', (signal) => observer.run(signal));
+    }
     const metricsAddr = config['prometheus-serve-addr'];
     if (metricsAddr !== '') {
       const metrics = new MetricsServer(this.registry, metricsAddr, log);
@@ -202,6 +254,11 @@ export class AgentDaemon {
   /** Where /healthz (and /metrics) answer, once started. */
   get healthAddress() {
     return this.manager.healthAddress;
+  }
+
+  /** Whether pod addresses can be allocated: the node has its podCIDR and restored endpoints claimed theirs. */
+  get ipamReady(): boolean {
+    return this.ipamBound;
   }
 
   /** Where prometheus-serve-addr answers, once started. */
@@ -239,6 +296,7 @@ export class AgentDaemon {
     }
     await this.policy.prime();
     this.restoreReport = await this.endpoints.restore();
+    await this.drainCniDeletes();
     this.watchLabels(signal);
     await Promise.all([
       this.bindIpamWhenReady(signal),
@@ -246,6 +304,7 @@ export class AgentDaemon {
       this.policyReport.start(signal),
       this.ipcache.start(signal),
       this.node.start(signal),
+      this.taint.start(signal),
     ]);
   }
 
@@ -299,6 +358,21 @@ export class AgentDaemon {
     );
   }
 
+  /** CNI DELs the plugin queued while the agent was down (upstream's deletion fallback). */
+  private async drainCniDeletes(): Promise<void> {
+    const dir = path.join(this.opts.config['state-dir'], 'deleteQueue');
+    const report = await drainDeleteQueue(
+      dir,
+      async (req) => {
+        await this.endpoints.delete(req['container-id']).catch((err: unknown) => {
+          if (!(err instanceof EndpointNotFoundError)) throw err;
+        });
+      },
+      this.log,
+    );
+    if (report.deleted + report.failed > 0) this.log.info('queued CNI deletes drained', { dir, ...report });
+  }
+
   private async bindIpamWhenReady(signal: AbortSignal): Promise<void> {
     try {
       await this.node.waitForPodCIDR(signal);
@@ -321,6 +395,15 @@ export class AgentDaemon {
       }
     }
     this.ipam.bind(this.node.ipam());
+    this.ipamBound = true;
     this.log.info('IPAM ready', { podCIDR: (await this.node.waitForPodCIDR()).podCIDR });
+    // Ready for CNI ADDs: endpoints restored, IPAM bound, API serving. Only now may the runtime
+    // see the conflist and the scheduler place pods here.
+    const conf = this.opts.config['write-cni-conf-when-ready'];
+    if (conf !== undefined && conf !== '') {
+      const result = await writeCniConfig(conf, agentConflist(this.opts.config['state-dir'], agentSocketPath(this.opts.config)));
+      this.log.info('CNI configuration', { path: conf, result });
+    }
+    this.taint.markReady();
   }
 }

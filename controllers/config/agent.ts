@@ -1,6 +1,8 @@
 // cilium-agent's options, with upstream's names and defaults.
 import { hostname } from 'node:os';
+import path from 'node:path';
 import { BPFFS_ROOT, DEFAULT_PIN_DIR } from '../../datapath/linux/paths.js';
+import { HUBBLE_OPTIONS } from '../agent/hubble/options.js';
 import { MAX_CLUSTER_ID } from '../agent/identity/numeric.js';
 import { checkClusterName, checkListenAddress, loadConfig, type ConfigOf, type OptionSpecs } from './options.js';
 
@@ -19,16 +21,24 @@ export const AGENT_OPTIONS = {
   'bpf-root': { kind: 'string', default: BPFFS_ROOT, description: 'bpffs mount point' },
   'bpf-pin-dir': { kind: 'string', default: DEFAULT_PIN_DIR, description: 'bpffs directory the maps are pinned in (cilium-ts)' },
   'state-dir': { kind: 'string', default: '/var/run/cilium', description: 'directory for runtime state' },
-  'socket-path': { kind: 'string', default: '/var/run/cilium/cilium.sock', description: 'unix socket of the agent REST API' },
+  // Upstream's /var/run/cilium/cilium.sock is its state-dir's cilium.sock: derived, agents with their own state dirs get their own sockets.
+  'socket-path': { kind: 'string', description: 'unix socket of the agent REST API (default <state-dir>/cilium.sock)' },
   'prometheus-serve-addr': { kind: 'string', default: ':9962', check: checkListenAddress, description: 'metrics listen address; empty disables' },
   'agent-health-port': { kind: 'int', default: 9879, min: 0, max: 65535, description: 'TCP port of the /healthz endpoint' },
   labels: { kind: 'list', default: [], description: 'identity-relevant label prefixes added to the default list ([source:][!]regex)' },
   'label-prefix-file': { kind: 'string', description: 'JSON file replacing the default identity label prefix list' },
   'identity-change-grace-period': { kind: 'duration', default: 5_000, allowZero: true, description: 'delay before a label change moves an endpoint to a new identity' },
+  'write-cni-conf-when-ready': { kind: 'string', description: 'write the CNI configuration to this path once the agent is ready' },
   'k8s-kubeconfig-path': { kind: 'string', description: 'kubeconfig of the apiserver; in-cluster config when unset' },
+  ...HUBBLE_OPTIONS,
 } as const satisfies OptionSpecs;
 
 export type AgentConfig = ConfigOf<typeof AGENT_OPTIONS>;
+
+/** Where the agent serves its REST API: socket-path, or cilium.sock in state-dir. */
+export function agentSocketPath(config: Pick<AgentConfig, 'socket-path' | 'state-dir'>): string {
+  return config['socket-path'] ?? path.join(config['state-dir'], 'cilium.sock');
+}
 
 export function loadAgentConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): AgentConfig {
   return loadConfig('cilium-agent', AGENT_OPTIONS, argv, env);

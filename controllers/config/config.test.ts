@@ -2,7 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { expect } from 'chai';
-import { AGENT_OPTIONS, loadAgentConfig } from './agent.js';
+import { AGENT_OPTIONS, agentSocketPath, loadAgentConfig } from './agent.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { loadOperatorConfig } from './operator.js';
 import { buildCommand, ConfigError } from './options.js';
@@ -50,13 +50,14 @@ describe('agent and operator configuration', () => {
       'enable-policy': 'default',
       'bpf-root': '/sys/fs/bpf',
       'state-dir': '/var/run/cilium',
-      'socket-path': '/var/run/cilium/cilium.sock',
       'prometheus-serve-addr': ':9962',
       'agent-health-port': 9879,
       labels: [],
       'identity-change-grace-period': 5_000,
     });
     expect(c['label-prefix-file']).to.equal(undefined);
+    expect(agentSocketPath(c), 'socket-path defaults to <state-dir>/cilium.sock').to.equal('/var/run/cilium/cilium.sock');
+    expect(agentSocketPath(loadAgentConfig(['--state-dir', '/run/x'], {}))).to.equal('/run/x/cilium.sock');
     expect(c['node-name']).to.be.a('string').and.not.equal('');
   });
 

@@ -447,9 +447,9 @@ export class LinuxDatapath implements Datapath {
     return out;
   }
 
-  events(signal?: AbortSignal, onLost?: (count: number) => void): AsyncIterable<DatapathEvent> {
+  events(signal?: AbortSignal, onLost?: (count: number) => void, maxQueued?: number): AsyncIterable<DatapathEvent> {
     this.live();
-    return this.eventStream.subscribe({ signal, onLost });
+    return this.eventStream.subscribe({ signal, onLost, maxQueued });
   }
 
   /** Decoded events already in the ring buffer, without waiting; not while events() readers run (or just ended). */

@@ -45,6 +45,13 @@ export function parseIPv4Prefix(prefix: string, field = 'IPv4 prefix'): IPv4Pref
   return { addr, bits };
 }
 
+/** Whether every address of `inner` is in `outer`. */
+export function prefixContains(outer: IPv4Prefix, inner: IPv4Prefix): boolean {
+  if (inner.bits < outer.bits) return false;
+  const mask = outer.bits === 0 ? 0 : (~0 << (32 - outer.bits)) >>> 0;
+  return ((inner.addr.readUInt32BE(0) & mask) >>> 0) === outer.addr.readUInt32BE(0);
+}
+
 export function formatIPv4Prefix(p: IPv4Prefix): string {
   return `${ipv4String(p.addr)}/${p.bits}`;
 }

@@ -40,7 +40,11 @@ export function runCommand(context: string, file: string, args: readonly string[
       }
       resolve({ stdout, stderr });
     });
-    if (opts.input !== undefined) child.stdin?.end(opts.input);
+    if (opts.input !== undefined) {
+      // A command that exits before reading its input (nsenter on a bad netns) breaks the pipe; its exit status says why.
+      child.stdin?.on('error', () => undefined);
+      child.stdin?.end(opts.input);
+    }
   });
 }
 
@@ -48,6 +52,23 @@ export function runCommand(context: string, file: string, args: readonly string[
 export function runIp(context: string, args: readonly string[], netns?: NetnsRef): Promise<CommandOutput> {
   const cmd = ipCommand(netns, args);
   return runCommand(context, cmd.file, cmd.args);
+}
+
+// A batch line is split on whitespace by iproute2 and "#" starts a comment: a token holding
+// either would change the command, so it is refused instead.
+const BATCH_TOKEN = /^[^\s#"'\\]+$/;
+
+/**
+ * Several `ip` commands in one process (`ip -batch -`), inside `netns` when set: one fork+exec
+ * instead of one per command. iproute2 stops at the first failing line and names it in stderr.
+ */
+export function runIpBatch(context: string, commands: readonly (readonly string[])[], netns?: NetnsRef): Promise<CommandOutput> {
+  for (const tokens of commands) {
+    const bad = tokens.find((t) => !BATCH_TOKEN.test(t));
+    if (bad !== undefined) throw new Error(`${context}: ip batch token ${JSON.stringify(bad)} is empty or holds whitespace, quotes or "#"`);
+  }
+  const cmd = ipCommand(netns, ['-batch', '-']);
+  return runCommand(context, cmd.file, cmd.args, { input: commands.map((c) => c.join(' ')).join('\n') + '\n' });
 }
 
 /** `ip -j ...` parsed; iproute2 prints nothing (not "[]") for some empty lists. */

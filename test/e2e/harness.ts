@@ -49,7 +49,7 @@ const LOG_LEVEL = process.env.CILIUM_TS_LOG_LEVEL ?? 'error';
 
 /** Identity GC of the test operator: marked within 0.5 s, deleted 2 s after the mark. */
 export const IDENTITY_HEARTBEAT_MS = 2000;
-const OPERATOR_ARGS = [
+export const OPERATOR_ARGS = [
   '--identity-gc-interval=500ms',
   `--identity-heartbeat-timeout=${IDENTITY_HEARTBEAT_MS}ms`,
   '--leader-election-lease-duration=2s',

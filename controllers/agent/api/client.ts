@@ -120,7 +120,11 @@ export class AgentClient {
     const qs = query.size > 0 ? `?${query.toString()}` : '';
     const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
-    if (payload !== undefined) headers['Content-Type'] = 'application/json';
+    if (payload !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      // node sends a DELETE body neither chunked nor sized unless told: the server would read it as the next request.
+      headers['Content-Length'] = String(Buffer.byteLength(payload));
+    }
     return new Promise((resolve, reject) => {
       const req = http.request({ socketPath: this.socketPath, path: `${API_BASE}${path}${qs}`, method, headers, signal });
       if (timeoutMs > 0) {

@@ -44,7 +44,7 @@ describe('endpoint state store', () => {
     await bad('endpoint-00004.json', { version: 99, endpoint: endpointRecord(4) });
     await bad('endpoint-00005.json', { version: ENDPOINT_STATE_VERSION, endpoint: endpointRecord(6) });
     await bad('endpoint-00007.json', { version: ENDPOINT_STATE_VERSION, endpoint: { ...endpointRecord(7), ifindex: undefined } });
-    await bad('endpoint-00001.json.tmp-abc', 'half');
+    await bad('.endpoint-00001.json.abc.tmp', 'half');
     await bad('README', 'not an endpoint');
     const { endpoints, problems } = await store.restore();
     expect(endpoints.map((e) => e.id)).to.deep.equal([1]);
@@ -56,7 +56,7 @@ describe('endpoint state store', () => {
     expect(reasons['endpoint-00007.json']).to.equal('endpoint.ifindex: is required');
     expect(problems).to.have.length(5);
     const left = await readdir(dir);
-    expect(left).to.not.include('endpoint-00001.json.tmp-abc');
+    expect(left).to.not.include('.endpoint-00001.json.abc.tmp');
     expect(left, 'corrupt files stay for inspection').to.include('endpoint-00002.json');
   });
 

@@ -1,15 +1,14 @@
 // Endpoint state that outlives the agent: one JSON file per endpoint in a state directory, written
 // so that a crash at any point leaves either the old file or the new one, never half of one.
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
+import { isAtomicTemp, writeFileAtomic } from '../../runtime/atomic-file.js';
 import { checkEndpointRecord, type EndpointRecord } from './endpoint.js';
 
 /** Bumped when a record's meaning changes; a file of another version is reported, not guessed at. */
 export const ENDPOINT_STATE_VERSION = 1;
 
 const FILE = /^endpoint-(\d{5})\.json$/;
-const TEMP_MARK = '.tmp-';
 
 function fileName(id: number): string {
   return `endpoint-${String(id).padStart(5, '0')}.json`;
@@ -33,19 +32,10 @@ export class EndpointStateStore {
   async save(ep: EndpointRecord): Promise<void> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
     const target = path.join(this.dir, fileName(ep.id));
-    const temp = `${target}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
     const body = `${JSON.stringify({ version: ENDPOINT_STATE_VERSION, endpoint: ep }, null, 2)}\n`;
     try {
-      const fh = await open(temp, 'wx', 0o600);
-      try {
-        await fh.writeFile(body);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-      await rename(temp, target);
+      await writeFileAtomic(target, body, 0o600);
     } catch (err) {
-      await rm(temp, { force: true });
       throw new Error(`endpoint ${ep.id}: save state to ${target}: ${(err as Error).message}`, { cause: err });
     }
     await this.syncDir();
@@ -73,7 +63,7 @@ export class EndpointStateStore {
     const problems: RestoreProblem[] = [];
     for (const name of names.sort()) {
       const file = path.join(this.dir, name);
-      if (name.includes(TEMP_MARK)) {
+      if (isAtomicTemp(name)) {
         await rm(file, { force: true });
         continue;
       }

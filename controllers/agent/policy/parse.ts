@@ -12,7 +12,7 @@ import type {
   PortProtocol,
   Rule as CiliumRule,
 } from '../../../crds/gen/index.js';
-import { formatIPv4Prefix, type IPv4Prefix, parseIPv4Prefix } from '../../../datapath/maps/ipv4.js';
+import { formatIPv4Prefix, type IPv4Prefix, parseIPv4Prefix, prefixContains } from '../../../datapath/maps/ipv4.js';
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP, PORT_PROTOCOLS } from '../../../datapath/maps/protocols.js';
 import { NAMESPACE_LABELS_PREFIX, POD_NAMESPACE_LABEL } from '../labels/keys.js';
 import { type Label, LabelSet, SOURCE_ANY, SOURCE_K8S, SOURCE_RESERVED } from '../labels/labels.js';
@@ -124,12 +124,6 @@ function parsePrefix(ctx: Context, text: string, field: string): IPv4Prefix | un
   }
 }
 
-function contains(outer: IPv4Prefix, inner: IPv4Prefix): boolean {
-  if (inner.bits < outer.bits) return false;
-  const mask = outer.bits === 0 ? 0 : (~0 << (32 - outer.bits)) >>> 0;
-  return ((inner.addr.readUInt32BE(0) & mask) >>> 0) === outer.addr.readUInt32BE(0);
-}
-
 function cidrPeer(ctx: Context, cidr: string, except: readonly string[], field: string, exceptField: (i: number) => string): EndpointSelector | undefined {
   const p = parsePrefix(ctx, cidr, field);
   if (!p) return undefined;
@@ -137,7 +131,7 @@ function cidrPeer(ctx: Context, cidr: string, except: readonly string[], field: 
   except.forEach((e, i) => {
     const h = parsePrefix(ctx, e, exceptField(i));
     if (!h) return;
-    if (!contains(p, h)) ctx.error(exceptField(i), `${e} is not inside ${formatIPv4Prefix(p)}`);
+    if (!prefixContains(p, h)) ctx.error(exceptField(i), `${e} is not inside ${formatIPv4Prefix(p)}`);
     else holes.push(h);
   });
   for (const q of [p, ...holes]) if (q.bits > 0) ctx.prefixes.add(formatIPv4Prefix(q));

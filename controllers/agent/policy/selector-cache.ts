@@ -72,6 +72,11 @@ export class SelectorCache {
     return e.selected;
   }
 
+  /** Every selector with the identities it selects and its number of users (upstream's GET /policy/selectors). */
+  entries(): { selector: string; identities: number[]; users: number }[] {
+    return [...this.selectors.values()].map((e) => ({ selector: e.selector.key, identities: [...e.selected].sort((a, b) => a - b), users: e.users }));
+  }
+
   get size(): number {
     return this.selectors.size;
   }
