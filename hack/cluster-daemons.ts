@@ -1,16 +1,16 @@
 // The operator and the host node's agent as components of `npm run cluster`: each runs its cmd/
 // entry point under tsx in the background, logs to .local/logs/, and is healthy when its
-// /healthz answers 200. The agent's pins and state live under paths `down` removes.
-import { createHash } from 'node:crypto';
-import { mkdir, rm, rmdir } from 'node:fs/promises';
+// /healthz answers 200. The agent's pins, state and API socket live under paths `down` removes.
+import { readFileSync } from 'node:fs';
+import { mkdir, rm, rmdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { BPFFS_ROOT } from '../datapath/linux/paths.js';
-import { loadKubeConfig } from './controlplane/controlplane.js';
 import { freePorts } from './controlplane/ports.js';
 import { repoRoot } from './controlplane/paths.js';
-import { isRunning, logTail, startProcess, stopProcess, type ProcessRecord } from './controlplane/process.js';
-import { apiRequest, httpRequest } from './controlplane/http.js';
+import { isRunning, logTail, pidsMentioning, startProcess, stopPid, stopProcess, type ProcessRecord } from './controlplane/process.js';
+import { httpRequest } from './controlplane/http.js';
+import { type NodeLayout, stateDirTag } from './node/layout.js';
 
 export interface DaemonContext {
   stateDir: string;
@@ -18,7 +18,6 @@ export interface DaemonContext {
 }
 
 const logsDir = (ctx: DaemonContext): string => path.join(ctx.stateDir, 'logs');
-const nodesDir = (ctx: DaemonContext): string => path.join(ctx.stateDir, 'nodes');
 
 export interface DaemonRecord {
   process: ProcessRecord;
@@ -37,7 +36,7 @@ const READY_TIMEOUT_MS = 60_000;
  * (a user's and a test's) never share pins, and `down` can leave bpffs as it found it.
  */
 function pinParent(stateDir: string): string {
-  return path.join(BPFFS_ROOT, `cilium-ts-${createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 12)}`);
+  return path.join(BPFFS_ROOT, `cilium-ts-${stateDirTag(stateDir)}`);
 }
 const POLL_MS = 250;
 
@@ -110,41 +109,52 @@ export async function startOperator(ctx: DaemonContext): Promise<DaemonRecord> {
   );
 }
 
-/**
- * Registers the host as a core Node, as a kubelet would (the real-node issue brings one): the
- * operator's node GC deletes a CiliumNode whose Node does not exist, as upstream's does.
- */
-async function registerHostNode(ctx: DaemonContext, node: string): Promise<void> {
-  const body = JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: node, labels: { 'kubernetes.io/hostname': node } } });
-  const res = await apiRequest(loadKubeConfig(ctx.kubeconfigPath), '/api/v1/nodes', { method: 'POST', body, headers: { 'Content-Type': 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } });
-  if (res.status !== 201 && res.status !== 409) throw new Error(`register Node ${node}: HTTP ${res.status}: ${res.body.slice(0, 300)}`);
+/** What tools and tests read to find a local node's parts (contracts.md). */
+export interface NodeInfo {
+  name: string;
+  socket: string;
+  bpfPinDir: string;
+  stateDir: string;
+  containerdSocket: string;
+  cniConfDir: string;
+  cniBinDir: string;
 }
 
-export async function startHostAgent(ctx: DaemonContext): Promise<DaemonRecord> {
-  const node = hostNodeName();
-  await registerHostNode(ctx, node);
-  const nodeDir = path.join(nodesDir(ctx), node);
-  const pinDir = path.join(pinParent(ctx.stateDir), node);
-  const stateDir = path.join(nodeDir, 'state');
-  await mkdir(stateDir, { recursive: true });
+export const CILIUM_CONFLIST = '05-cilium.conflist';
+
+/** The host node's agent; kubelet has registered its Node, whose CiliumNode the agent writes. */
+export async function startHostAgent(ctx: DaemonContext, layout: NodeLayout): Promise<DaemonRecord> {
+  const pinDir = path.join(pinParent(ctx.stateDir), layout.name);
+  await mkdir(layout.agentStateDir, { recursive: true });
+  const info: NodeInfo = {
+    name: layout.name,
+    socket: layout.agentSocket,
+    bpfPinDir: pinDir,
+    stateDir: layout.agentStateDir,
+    containerdSocket: layout.containerdSocket,
+    cniConfDir: layout.cniConfDir,
+    cniBinDir: layout.cniBinDir,
+  };
+  await writeFile(layout.nodeJson, `${JSON.stringify(info, null, 2)}\n`);
   const [health, metrics] = await freePorts(2);
   return startDaemon(
     ctx,
-    `cilium-agent-${node}`,
+    `cilium-agent-${layout.name}`,
     'cilium-agent.ts',
     [
-      '--node-name', node,
+      '--node-name', layout.name,
       '--k8s-kubeconfig-path', ctx.kubeconfigPath,
       '--bpf-pin-dir', pinDir,
-      '--state-dir', stateDir,
-      '--socket-path', path.join(nodeDir, 'cilium.sock'),
+      '--state-dir', layout.agentStateDir,
+      '--socket-path', layout.agentSocket,
+      '--write-cni-conf-when-ready', path.join(layout.cniConfDir, CILIUM_CONFLIST),
       '--agent-health-port', String(health),
       '--prometheus-serve-addr', `127.0.0.1:${metrics}`,
     ],
     `http://127.0.0.1:${health}/healthz`,
     `http://127.0.0.1:${metrics}/metrics`,
-    [nodeDir, pinDir],
-    [nodesDir(ctx), pinParent(ctx.stateDir)],
+    [layout.agentStateDir, layout.agentSocket, layout.nodeJson, pinDir],
+    [layout.dir, path.dirname(layout.dir), pinParent(ctx.stateDir)],
   );
 }
 
@@ -162,6 +172,43 @@ export async function daemonStatus(name: string, record: DaemonRecord): Promise<
     }
   }
   return { healthy, lines };
+}
+
+// For a daemon `up` never recorded: its command line names its entry point and a path of this cluster.
+async function stopUnrecorded(entry: string, mentioning: string): Promise<void> {
+  for (const pid of pidsMentioning(mentioning)) {
+    let cmdline: string;
+    try {
+      cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    } catch {
+      continue;
+    }
+    if (cmdline.includes(path.join(repoRoot, 'cmd', entry))) await stopPid(pid, `${entry} ${pid} using ${mentioning}`);
+  }
+}
+
+export async function sweepOperator(ctx: DaemonContext): Promise<void> {
+  await stopUnrecorded('cilium-operator.ts', ctx.kubeconfigPath);
+  await rm(path.join(logsDir(ctx), 'cilium-operator.log'), { force: true });
+}
+
+/** For an agent `up` never recorded: stops it and removes its files. */
+export async function sweepHostAgent(ctx: DaemonContext, layout: NodeLayout): Promise<void> {
+  await stopUnrecorded('cilium-agent.ts', layout.agentStateDir);
+  const pinDir = path.join(pinParent(ctx.stateDir), layout.name);
+  const log = path.join(logsDir(ctx), `cilium-agent-${layout.name}.log`);
+  for (const p of [layout.agentStateDir, layout.agentSocket, layout.nodeJson, pinDir, log]) await rm(p, { recursive: true, force: true });
+  for (const dir of [layout.dir, path.dirname(layout.dir), pinParent(ctx.stateDir)]) await rmdir(dir).catch(() => undefined);
+}
+
+/** The agent's REST API on its unix socket: GET /v1/healthz. */
+export async function agentSocketStatus(socketPath: string): Promise<{ healthy: boolean; line: string }> {
+  try {
+    const res = await httpRequest('http://localhost/v1/healthz', { socketPath });
+    return { healthy: res.status === 200, line: `${socketPath} GET /v1/healthz: HTTP ${res.status} ${res.body.trim().slice(0, 200)}` };
+  } catch (err) {
+    return { healthy: false, line: `${socketPath}: ${(err as Error).message}` };
+  }
 }
 
 export async function stopDaemon(record: DaemonRecord): Promise<void> {

@@ -38,10 +38,14 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerR
     `--service-account-issuer=${url}/`,
     `--service-account-key-file=${opts.pki.serviceAccountPublicKey}`,
     `--service-account-signing-key-file=${opts.pki.serviceAccountPrivateKey}`,
-    '--service-cluster-ip-range=10.0.0.0/24',
+    // Outside the operator's default pod pool (10.0.0.0/8): the `kubernetes` Service's 10.x.0.1
+    // would otherwise be the first node's router IP.
+    '--service-cluster-ip-range=172.20.0.0/24',
     '--allow-privileged=true',
     '--disable-admission-plugins=ServiceAccount',
     '--profiling=false',
+    // kubectl exec/logs/port-forward reach a local node's kubelet at its node IP, not its name.
+    '--kubelet-preferred-address-types=InternalIP',
   ];
   const process = await startServer(
     { name: 'kube-apiserver', binary: opts.binary, args, logPath: path.join(opts.workDir, 'kube-apiserver.log'), detached: opts.detached },

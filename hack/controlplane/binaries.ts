@@ -15,15 +15,26 @@ export function serverBinaryPaths(binDir: string): string[] {
   return serverBinaries.map((name) => binaryPath(binDir, name));
 }
 
-export function missingBinaries(binDir: string): ControlPlaneBinary[] {
-  return controlPlaneBinaries.filter((name) => {
+// What a cluster with a node runs beside the control plane (kubectl exec/logs need kubelet too).
+export const nodeBinaries = ['kubelet', 'kube-controller-manager', 'kube-scheduler', 'crictl'] as const;
+
+function missingIn<T extends string>(binDir: string, names: readonly T[]): T[] {
+  return names.filter((name) => {
     try {
-      accessSync(binaryPath(binDir, name), constants.X_OK);
+      accessSync(path.join(binDir, name), constants.X_OK);
       return false;
     } catch {
       return true;
     }
   });
+}
+
+export function missingBinaries(binDir: string): ControlPlaneBinary[] {
+  return missingIn(binDir, controlPlaneBinaries);
+}
+
+export function missingNodeBinaries(binDir: string): string[] {
+  return missingIn(binDir, nodeBinaries);
 }
 
 export function assertBinaries(binDir: string): void {

@@ -44,6 +44,8 @@ export interface ControlPlaneRecord {
   serverUrl: string;
   etcd?: EtcdRecord;
   apiserver?: ApiServerRecord;
+  /** The certificates and keys in workDir (kube-controller-manager signs service-account tokens with one). */
+  pki?: Pki;
   crds: string[];
   startMs: number;
 }
@@ -167,6 +169,7 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
   });
   try {
     const pki = await generatePki(workDir);
+    record.pki = pki;
     await startServers(record, { binDir, pki, detached, readyTimeoutMs });
     await writeKubeconfig(record.kubeconfigPath, record.serverUrl, pki);
     const kubeConfig = loadKubeConfig(record.kubeconfigPath);

@@ -2,7 +2,7 @@
 // is left alone.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,10 +15,23 @@ import { readCrdDir } from '../../hack/controlplane/crds.js';
 import { crdDir, defaultBinDir, repoRoot } from '../../hack/controlplane/paths.js';
 import { pollUntil } from '../envtest/poll.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../../hack/controlplane/process.js';
-import type { DaemonRecord } from '../../hack/cluster-daemons.js';
+import { hostNodeName, type DaemonRecord } from '../../hack/cluster-daemons.js';
+import { cgroupHierarchies } from '../../hack/node/cgroups.js';
+import { nodeLayout } from '../../hack/node/layout.js';
+import { mountsUnder } from '../../hack/node/mounts.js';
+import { kubeControllerProcesses, type KubeControllersRecord } from '../../hack/controlplane/kube-controllers.js';
+import type { ContainerdRecord } from '../../hack/node/containerd.js';
+import type { KubeletRecord } from '../../hack/node/kubelet.js';
 
 interface RecordedState {
-  components: { 'control-plane'?: ControlPlaneRecord; operator?: DaemonRecord; agent?: DaemonRecord };
+  components: {
+    'control-plane'?: ControlPlaneRecord;
+    'kube-controllers'?: KubeControllersRecord;
+    operator?: DaemonRecord;
+    containerd?: ContainerdRecord;
+    kubelet?: KubeletRecord;
+    agent?: DaemonRecord;
+  };
 }
 
 describe('npm run cluster', function () {
@@ -41,8 +54,10 @@ describe('npm run cluster', function () {
     const state = JSON.parse(await readFile(path.join(stateDir, 'cluster', 'state.json'), 'utf8')) as RecordedState;
     const record = state.components['control-plane'];
     if (record === undefined) throw new Error(`no control-plane in ${stateDir}/cluster/state.json`);
-    const daemons = [state.components.operator, state.components.agent].flatMap((d) => (d === undefined ? [] : [d.process]));
-    return [...processesOf(record), ...daemons];
+    const { operator, containerd, kubelet, agent } = state.components;
+    const controllers = state.components['kube-controllers'];
+    const others = [operator?.process, containerd?.process, kubelet?.process, agent?.process].flatMap((p) => (p === undefined ? [] : [p]));
+    return [...processesOf(record), ...(controllers ? kubeControllerProcesses(controllers) : []), ...others];
   }
 
   function kubectl(args: string[]): Promise<CommandResult> {
@@ -67,8 +82,8 @@ describe('npm run cluster', function () {
     expect(up.stdout).to.include(`${stateDir}/bin/kubectl get crds`);
     // The command has exited; what it started keeps running.
     const processes = await recordedProcesses();
-    expect(processes.map((p) => p.name)).to.include.members(['etcd', 'kube-apiserver', 'cilium-operator']);
-    expect(processes.filter((p) => p.name.startsWith('cilium-agent-'))).to.have.length(1);
+    expect(processes.map((p) => p.name)).to.include.members(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'cilium-operator']);
+    for (const perNode of ['cilium-agent-', 'containerd-', 'kubelet-']) expect(processes.filter((p) => p.name.startsWith(perNode)), perNode).to.have.length(1);
     expect(processes.every(isRunning)).to.equal(true);
     const crds = await kubectl(['get', 'crds', '-o', 'name']);
     expect(crds.code, crds.stderr).to.equal(0);
@@ -124,24 +139,42 @@ describe('npm run cluster', function () {
     expect(status.stdout).to.include('cluster is not running');
   });
 
-  it('down also stops what an up killed half-way had started', async function () {
+  /** Runs `up` and kills it (SIGKILL) as soon as a process of `binary` runs for this state dir. */
+  async function killUpOnceRunning(binary: string, timeoutMs: number): Promise<void> {
     const up = spawn(process.execPath, clusterArgs('up'), { cwd: repoRoot, stdio: 'ignore' });
     const exited = once(up, 'exit');
     try {
-      // Kill `up` once etcd runs: it is then still waiting for kube-apiserver, nothing recorded.
-      for (let i = 0; pidsMentioning(stateDir, [binaryPath(defaultBinDir(), 'etcd')]).length === 0; i++) {
-        if (i > 1200) throw new Error('cluster up started no etcd within 60s');
-        if (up.exitCode !== null) throw new Error(`cluster up exited (${up.exitCode}) before etcd ran`);
+      for (const deadline = Date.now() + timeoutMs; pidsMentioning(stateDir, [binary]).length === 0; ) {
+        if (Date.now() > deadline) throw new Error(`cluster up started no ${binary} within ${timeoutMs / 1000}s`);
+        if (up.exitCode !== null) throw new Error(`cluster up exited (${up.exitCode}) before ${binary} ran`);
         await sleep(50);
       }
     } finally {
       up.kill('SIGKILL');
       await exited;
     }
+  }
+
+  it('down also stops what an up killed half-way had started', async function () {
+    // Killed once etcd runs: `up` is then still waiting for kube-apiserver, nothing recorded.
+    await killUpOnceRunning(binaryPath(defaultBinDir(), 'etcd'), 60_000);
     expect(pidsMentioning(stateDir, servers)).to.not.be.empty;
     const down = await cluster('down');
     expect(down.code, down.stderr).to.equal(0);
     expect(pidsMentioning(stateDir)).to.deep.equal([]);
+    expect(await readdir(stateDir)).to.deep.equal([]);
+  });
+
+  it('down also cleans up a node whose up was killed while kubelet started', async function () {
+    await killUpOnceRunning(path.join(defaultBinDir(), 'kubelet'), 100_000);
+    const layout = nodeLayout(stateDir, hostNodeName());
+    expect(readFileSync('/proc/self/mountinfo', 'utf8'), 'kubelet\'s private bind mounts are in place').to.include(stateDir);
+    const down = await cluster('down');
+    expect(down.code, down.stderr).to.equal(0);
+    expect(pidsMentioning(stateDir)).to.deep.equal([]);
+    expect(mountsUnder(stateDir)).to.deep.equal([]);
+    expect(readFileSync('/proc/self/mountinfo', 'utf8')).to.not.include(stateDir);
+    expect(cgroupHierarchies().map((h) => path.join(h.mountPoint, layout.cgroupRoot)).filter(existsSync)).to.deep.equal([]);
     expect(await readdir(stateDir)).to.deep.equal([]);
   });
 });
