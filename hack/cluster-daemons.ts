@@ -125,6 +125,7 @@ export const CILIUM_CONFLIST = '05-cilium.conflist';
 /** The host node's agent; kubelet has registered its Node, whose CiliumNode the agent writes. */
 export async function startHostAgent(ctx: DaemonContext, layout: NodeLayout): Promise<DaemonRecord> {
   const pinDir = path.join(pinParent(ctx.stateDir), layout.name);
+  const hubbleSocket = path.join(layout.dir, 'hubble.sock');
   await mkdir(layout.agentStateDir, { recursive: true });
   const info: NodeInfo = {
     name: layout.name,
@@ -148,12 +149,14 @@ export async function startHostAgent(ctx: DaemonContext, layout: NodeLayout): Pr
       '--state-dir', layout.agentStateDir,
       '--socket-path', layout.agentSocket,
       '--write-cni-conf-when-ready', path.join(layout.cniConfDir, CILIUM_CONFLIST),
+      '--enable-hubble', 'true',
+      '--hubble-socket-path', hubbleSocket,
       '--agent-health-port', String(health),
       '--prometheus-serve-addr', `127.0.0.1:${metrics}`,
     ],
     `http://127.0.0.1:${health}/healthz`,
     `http://127.0.0.1:${metrics}/metrics`,
-    [layout.agentStateDir, layout.agentSocket, layout.nodeJson, pinDir],
+    [layout.agentStateDir, layout.agentSocket, hubbleSocket, layout.nodeJson, pinDir],
     [layout.dir, path.dirname(layout.dir), pinParent(ctx.stateDir)],
   );
 }
