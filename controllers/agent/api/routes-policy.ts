@@ -1,9 +1,7 @@
 // /identity, /policy, /policy/selectors and /ip: what `cilium-dbg identity list|get`, `policy get`,
 // `policy selectors` and `ip list` read.
-import path from 'node:path';
 import { parseIPv4Prefix, prefixContains, type IPv4Prefix } from '../../../datapath/maps/ipv4.js';
-import { decodeIpcacheKey, decodeRemoteEndpointInfo } from '../../../datapath/maps/ipcache.js';
-import { BpfMap } from '../../../datapath/libbpf/map.js';
+import { readIpcache } from '../../../datapath/linux/pinned-maps.js';
 import { identityId, identityLabels } from '../identity/cilium-identity.js';
 import { SINGLE_STACK_RESERVED } from '../identity/reserved.js';
 import { LOCAL_IDENTITY_FLAG } from '../policy/identities.js';
@@ -13,8 +11,6 @@ import { ApiError, badRequest, notFound } from './errors.js';
 import { hasLabels, requestedLabels } from './labels-filter.js';
 import { identityModel, type IdentityModel } from './models.js';
 import type { Router } from './router.js';
-
-export const IPCACHE_MAP = 'cilium_ipcache_v2';
 
 /** Every identity the agent knows: reserved, the cluster's CiliumIdentities, and its own CIDR identities. */
 export function knownIdentities(deps: AgentApiDeps): Map<number, string[]> {
@@ -75,15 +71,8 @@ export function ipList(deps: AgentApiDeps, filter?: IPv4Prefix): IPListEntry[] {
   for (const cep of deps.ciliumEndpoints.store.list()) {
     for (const a of cep.status?.networking?.addressing ?? []) if (a.ipv4) remote.set(`${a.ipv4}/32`, { namespace: cep.metadata.namespace, name: cep.metadata.name });
   }
-  const map = BpfMap.openPinned(path.join(deps.datapath.bpffsDir, IPCACHE_MAP));
-  let entries: Array<[Buffer, Buffer]>;
-  try {
-    entries = map.lookupBatch();
-  } finally {
-    map.close();
-  }
-  return entries
-    .map(([k, v]) => ({ cidr: decodeIpcacheKey(k), info: decodeRemoteEndpointInfo(v) }))
+  return readIpcache(deps.datapath.bpffsDir)
+    .map(({ prefix, info }) => ({ cidr: prefix, info }))
     .filter((e) => inFilter(e.cidr))
     .sort((a, b) => a.cidr.localeCompare(b.cidr, 'en', { numeric: true }))
     .map(({ cidr, info }) => {

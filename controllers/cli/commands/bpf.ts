@@ -2,7 +2,7 @@
 // Only `bpf policy get` without -n asks the agent, for the labels of peer identities.
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { readAllPolicyMaps, readConntrack, readEndpoints, readIpcache, readMetrics, readPolicyMap, policyMapPath, PinnedMapError } from '../bpf/pinned-maps.js';
+import { readAllPolicyMaps, readConntrack, readEndpoints, readIpcache, readMetrics, readPolicyMap, policyMapPath, PinnedMapError } from '../../../datapath/linux/pinned-maps.js';
 import { CliError, OUTPUT_FLAG, wantsJson, type CliContext, type OutputFlags } from '../context.js';
 import { ctRowsJson, dumpJson, endpointDump, formatAllPolicyTables, formatConntrack, formatKeyValueTable, formatMetrics, formatPolicyTable, ipcacheDump, metricsJson, policyRowsJson, type PolicyTableOptions } from '../format/bpf.js';
 import type { Runner } from './agent-api.js';

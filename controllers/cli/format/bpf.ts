@@ -1,6 +1,6 @@
 // The `bpf` commands' text (cilium-dbg/cmd/bpf_*_list.go, bpf_policy_get.go, and the String
 // methods of pkg/maps/{lxcmap,ipcache,policymap,ctmap,metricsmap} they print).
-import type { CtRow, IpcacheRow, LxcRow, MetricsRow, PolicyMapContent, PolicyRow } from '../bpf/pinned-maps.js';
+import type { CtRow, IpcacheRow, LxcRow, MetricsRow, PolicyMapContent, PolicyRow } from '../../../datapath/linux/pinned-maps.js';
 import { authTypeName, bpfFileName, protocolName, reasonName } from '../text/datapath-names.js';
 import { goHexWidth, padRight } from '../text/go-format.js';
 import { compareBytes } from '../text/labels.js';

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import type { CtRow, IpcacheRow, LxcRow, MetricsRow, PolicyRow } from '../bpf/pinned-maps.js';
+import type { CtRow, IpcacheRow, LxcRow, MetricsRow, PolicyRow } from '../../../datapath/linux/pinned-maps.js';
 import type { BPFMapListModel, EndpointModel, IdentityModel, IPListEntryModel, SelectorIdentityMappingModel, StatusResponseModel } from '../models.js';
 import { jsonOutput } from '../text/go-format.js';
 import { printableLabels } from '../text/labels.js';

@@ -1,20 +1,21 @@
-// The datapath's pinned maps read directly, for the `bpf` commands: they need no agent, only the
-// pin directory the agent's datapath uses (--bpf-pin-dir). Each reader opens the map, decodes every
-// entry with the datapath's codecs and closes it again.
+// The datapath's pinned maps read directly, by another process than the one that owns them (the
+// CLI's `bpf` commands, which work with the agent down, and the agent's API): only the pin
+// directory is needed. Each reader opens the map, decodes every entry with the datapath's codecs
+// and closes it again.
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
-import { BpfMap } from '../../../datapath/libbpf/map.js';
-import { decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../../../datapath/maps/ct.js';
-import { decodeIpcacheKey, decodeRemoteEndpointInfo, IPCACHE_KEY_LAYOUT, type RemoteEndpointInfo } from '../../../datapath/maps/ipcache.js';
-import { decodeEndpointInfo, decodeEndpointKey, ENDPOINT_INFO_LAYOUT, ENDPOINT_KEY_LAYOUT, type EndpointInfo } from '../../../datapath/maps/lxc.js';
-import { decodeMetricsKey, sumPerCpu, type Counter, type MetricsKey } from '../../../datapath/maps/metrics.js';
-import { decodePolicyKey, decodePolicyValue, type PolicyKey, type PolicyValue } from '../../../datapath/maps/policy.js';
-import { endpointIdOfPolicyPin, policyMapName } from '../../../datapath/linux/paths.js';
+import { BpfMap } from '../libbpf/map.js';
+import { decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
+import { decodeIpcacheKey, decodeRemoteEndpointInfo, IPCACHE_KEY_LAYOUT, type RemoteEndpointInfo } from '../maps/ipcache.js';
+import { decodeEndpointInfo, decodeEndpointKey, ENDPOINT_INFO_LAYOUT, ENDPOINT_KEY_LAYOUT, type EndpointInfo } from '../maps/lxc.js';
+import { decodeMetricsKey, sumPerCpu, type Counter, type MetricsKey } from '../maps/metrics.js';
+import { decodePolicyKey, decodePolicyValue, type PolicyKey, type PolicyValue } from '../maps/policy.js';
+import { endpointIdOfPolicyPin, policyMapName } from './paths.js';
 
 export class PinnedMapError extends Error {
   constructor(pinPath: string, cause: unknown) {
     const reason = cause instanceof Error ? cause.message : String(cause);
-    super(`cannot read map ${pinPath}: ${reason} (is --bpf-pin-dir the agent's pin directory, and are you root?)`, { cause });
+    super(`cannot read map ${pinPath}: ${reason} (is that the agent's pin directory, and are you root?)`, { cause });
     this.name = 'PinnedMapError';
   }
 }
