@@ -28,7 +28,8 @@ describe('control plane processes', function () {
     // The shell stays (no exec), so its command line keeps naming dir.
     const p = await start('while :; do sleep 0.05; done');
     expect(isRunning(p)).to.equal(true);
-    expect(pidsMentioning(dir)).to.include(p.pid);
+    // Until the child has exec'd the shell, its command line is still node's.
+    await pollUntil(`pid ${p.pid} to name ${dir}`, () => pidsMentioning(dir).includes(p.pid), 5_000);
     await stopProcess(p);
     expect(isRunning(p)).to.equal(false);
     expect(pidsMentioning(dir)).to.not.include(p.pid);
