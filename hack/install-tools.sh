@@ -12,7 +12,7 @@ CNI_VERSION="${CNI_VERSION:-v1.3.1}"
 CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.10.0}"
 CACHE="${CILIUM_TS_CACHE:-$HOME/.cache/cilium-ts}"
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-APT_PACKAGES=(clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl util-linux iputils-ping
+APT_PACKAGES=(prometheus clang llvm libbpf-dev bpftool iproute2 iperf3 iptables libelf-dev openssl util-linux iputils-ping
   containerd runc busybox-static gcc libc6-dev)
 
 KUBERNETES_BINARIES=(kube-apiserver kubectl kubelet kube-scheduler kube-controller-manager)
