@@ -1,19 +1,25 @@
 /* Endpoint programs on the host side of a pod's veth. cil_from_container (tc ingress) sees what
  * the pod sends and enforces the pod's egress policy; cil_to_container (tc egress) sees what is
  * delivered to the pod and enforces its ingress policy. The endpoint is found by the pod's IP in
- * cilium_lxc and must sit on the veth the program runs on, so one object serves every endpoint. */
+ * cilium_lxc and must sit on the veth the program runs on, so one object serves every endpoint.
+ * In tunnel mode what the pod sends to an address behind another node leaves encapsulated, after
+ * its egress policy passed; what is delivered to the pod may carry its source identity in the mark
+ * (cil_from_overlay took it from the VNI), which then decides instead of the source address. */
+#define BPF_FILE_ID FILE_BPF_LXC
 #include "lib/common.h"
 #include "lib/maps.h"
 #include "lib/parse.h"
 #include "lib/ct.h"
 #include "lib/policy.h"
 #include "lib/notify.h"
+#include "lib/eps.h"
+#include "lib/encap.h"
+#include "lib/identity.h"
 
-/* Layouts that no map definition names in full (the inner policy map's key and value, the event
- * records) are anchored here so they appear in BTF, where datapath/maps checks its codecs. */
+/* Layouts that no map definition names in full (the event records; the inner policy map's key and
+ * value are in maps.h) are anchored here so they appear in BTF, where datapath/maps checks its
+ * codecs. */
 struct layout_anchor {
-	struct policy_key policy_key;
-	struct policy_entry policy_entry;
 	struct drop_notify drop_notify;
 	struct trace_notify trace_notify;
 	struct policy_verdict_notify policy_verdict_notify;
@@ -42,30 +48,50 @@ static __always_inline int forward_packet(const struct verdict_ctx *v)
 	return TC_ACT_OK;
 }
 
-static __always_inline struct endpoint_info *lookup_endpoint(__be32 addr)
+/* What passed the policy of the pod that sent it: in tunnel mode to an address behind another
+ * node it leaves through cilium_vxlan with the pod's identity as VNI; otherwise the kernel routes
+ * it. Pod-to-pod on this node never reaches the tunnel: a row pointing at this node is local. */
+static __always_inline int forward_from_container(const struct verdict_ctx *v, const struct endpoint_info *ep, __be32 daddr)
 {
-	struct endpoint_key key = { .family = ENDPOINT_KEY_IPV4 };
+	const struct node_config *cfg = node_config();
+	__be32 tunnel = 0;
+	int ret;
 
-	__builtin_memcpy(key.ip, &addr, sizeof(addr));
-	return bpf_map_lookup_elem(&cilium_lxc, &key);
+	if (cfg && cfg->routing_mode == ROUTING_MODE_TUNNEL)
+		tunnel = tunnel_endpoint_of(cfg, ipcache_lookup4(daddr));
+	if (!tunnel)
+		return forward_packet(v);
+	ret = encap_and_redirect(v->skb, cfg, tunnel, ep->sec_id);
+	if (ret < 0)
+		return drop_packet(v, -ret, __LINE__);
+	metrics_count(0, v->dir, 0, v->skb->len);
+	return ret;
 }
 
 /* Local endpoints are authoritative for their own identity; everything else comes from the
  * ipcache, and what it does not know is world. */
 static __always_inline __u32 peer_identity(__be32 addr)
 {
-	struct ipcache_key key = {
-		.prefixlen = IPCACHE_PREFIX_BASE + 32,
-		.family = ENDPOINT_KEY_IPV4,
-	};
-	struct endpoint_info *ep = lookup_endpoint(addr);
+	struct endpoint_info *ep = lookup_ip4_endpoint(addr);
 	struct remote_endpoint_info *info;
 
 	if (ep)
 		return ep->sec_id;
-	__builtin_memcpy(key.ip, &addr, sizeof(addr));
-	info = bpf_map_lookup_elem(&cilium_ipcache_v2, &key);
+	info = ipcache_lookup4(addr);
 	return info ? info->sec_identity : WORLD_ID;
+}
+
+/* The identity of the other side of the packet: its destination's when the pod sends, else its
+ * source's, which a packet that came through the tunnel carries in the mark (from the VNI): then
+ * the source address, which any node could have put there, says nothing. */
+static __always_inline __u32 packet_peer(const struct __sk_buff *skb, const struct pkt *p, int egress)
+{
+	__u32 marked;
+
+	if (egress)
+		return peer_identity(p->daddr);
+	marked = identity_from_mark(skb);
+	return marked ? marked : peer_identity(p->saddr);
 }
 
 /* Fills the event labels of `v`: the endpoint on one side, the peer on the other. */
@@ -84,7 +110,7 @@ static __always_inline int recheck_flow(struct verdict_ctx *v, const struct endp
 					__u32 rev, __u16 *line)
 {
 	__u8 flow_egress = reply ? !egress : egress;
-	__u32 peer = peer_identity(egress ? p->daddr : p->saddr);
+	__u32 peer = packet_peer(v->skb, p, egress);
 	void *policy_map;
 	__u8 match = 0;
 	int ret;
@@ -124,7 +150,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	if (ret < 0)
 		return drop_packet(&v, -ret, __LINE__);
 
-	ep = lookup_endpoint(egress ? p.saddr : p.daddr);
+	ep = lookup_ip4_endpoint(egress ? p.saddr : p.daddr);
 	/* The endpoint is found by address and must sit on the veth this program runs on: a pod
 	 * may only send from its own address (132), and only what is addressed to the pod on this
 	 * veth is delivered to it (151): not an address no endpoint owns (an old address after a
@@ -149,10 +175,10 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 		}
 		ct_account(entry, &p, state == CT_REPLY, now);
 		frag_record(&p);
-		return forward_packet(&v);
+		return egress ? forward_from_container(&v, ep, p.daddr) : forward_packet(&v);
 	}
 
-	peer = peer_identity(egress ? p.daddr : p.saddr);
+	peer = packet_peer(skb, &p, egress);
 	set_labels(&v, ep, peer, egress);
 
 	/* A later fragment passes only on the entry its first fragment made or found: one never
@@ -164,7 +190,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	    ct_lookup_related4(skb, &p, ct_dir, now, rev) == CT_RELATED) {
 		send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 				  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_RELATED);
-		return forward_packet(&v);
+		return egress ? forward_from_container(&v, ep, p.daddr) : forward_packet(&v);
 	}
 
 	policy_map = bpf_map_lookup_elem(&cilium_policy_maps, &(__u32){ v.ep_id });
@@ -180,7 +206,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	frag_record(&p);
 	send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 			  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_NEW);
-	return forward_packet(&v);
+	return egress ? forward_from_container(&v, ep, p.daddr) : forward_packet(&v);
 }
 
 static __always_inline int handle(struct __sk_buff *skb, int egress)

@@ -109,6 +109,48 @@ export interface MetricCount {
   bytes: number;
 }
 
+/**
+ * How pod traffic reaches other nodes (upstream `--routing-mode`): `tunnel` encapsulates it in
+ * VXLAN on cilium_vxlan with the source security identity as VNI; `native` leaves it to the
+ * routes between nodes, and the receiver takes the identity from its ipcache.
+ */
+export type RoutingMode = 'tunnel' | 'native';
+
+/** The node's own networking, as setupNode makes it. */
+export interface NodeNetworkSpec {
+  routingMode: RoutingMode;
+  /** This node's underlay IPv4: the tunnel source and the masquerade address. */
+  nodeIP: string;
+  /** cilium_host's address (/32), the pods' gateway; allocated by the agent from `podCIDR`. */
+  routerIP: string;
+  /** This node's pod CIDR, "10.0.1.0/24". */
+  podCIDR: string;
+  /** Traffic to it is never masqueraded (upstream ipv4-native-routing-cidr); absent: `podCIDR` only. */
+  nativeRoutingCIDR?: string;
+  /** iptables MASQUERADE of pod traffic leaving the node (upstream's non-BPF masquerade). */
+  masquerade: boolean;
+  /** UDP port of cilium_vxlan (upstream 8472); used in tunnel mode. */
+  tunnelPort: number;
+  /** Device MTU (upstream `mtu`); 0 or absent: the MTU of the device holding `nodeIP`. */
+  mtu?: number;
+}
+
+/** What setupNode made. */
+export interface NodeNetworkStatus {
+  /** The MTU pod routes get: the device MTU, less 50 in tunnel mode (VXLAN overhead). */
+  podMtu: number;
+  /** ifindex of cilium_host. */
+  hostIfindex: number;
+  /** ifindex of cilium_vxlan; tunnel mode only. */
+  overlayIfindex?: number;
+}
+
+/** Another node's pod CIDR and underlay address. */
+export interface RemoteNodeRoute {
+  podCIDR: string;
+  nodeIP: string;
+}
+
 export interface Datapath {
   /**
    * Creates or updates an endpoint and attaches its programs. Fail-closed: until its first
@@ -148,6 +190,28 @@ export interface Datapath {
    * could not be repaired.
    */
   resync(): Promise<Record<string, SyncResult>>;
+  /**
+   * Makes the node's networking in the current network namespace; idempotent, and what it makes
+   * outlives the agent (a later process adopts it, as it adopts pins): the cilium_host/cilium_net
+   * veth pair (router IP /32 on cilium_host, NOARP, up) with cil_from_host on cilium_host; in tunnel
+   * mode cilium_vxlan (external, i.e. collect_md, dstport `tunnelPort`) with cil_from_overlay /
+   * cil_to_overlay; in native mode no cilium_vxlan (one left by tunnel mode is removed); the node
+   * config map the programs read (routing mode, overlay ifindex, node IP); net.ipv4.ip_forward=1;
+   * with `masquerade`, one iptables chain (CILIUM_POST_nat) masquerading pod traffic to anything
+   * outside `nativeRoutingCIDR` (else `podCIDR`) that leaves by a device other than the cilium_ ones;
+   * without it, that chain and its jump are removed. The pod MTU is `mtu` (else the MTU of the
+   * device holding `nodeIP`), less 50 in tunnel mode. Rejects,
+   * naming the field, a malformed address, CIDR or port.
+   */
+  setupNode(spec: NodeNetworkSpec): Promise<NodeNetworkStatus>;
+  /**
+   * Makes `routes` the node's routes to other nodes' pod CIDRs, changing only what differs (also
+   * after a restart: routes found in the kernel are ours when they carry our protocol). Tunnel:
+   * `<podCIDR> via <routerIP> dev cilium_host src <routerIP> mtu <podMtu>` (the from-host/
+   * from-container programs encapsulate); native: `<podCIDR> via <nodeIP>`. setupNode must come
+   * first. Rejects, naming the route, a malformed CIDR or address.
+   */
+  syncNodeRoutes(routes: readonly RemoteNodeRoute[]): Promise<SyncResult>;
   /** Forward and drop counters by reason and direction. */
   metrics(): MetricCount[];
   /**

@@ -27,15 +27,22 @@
 #define DROP_POLICY 133
 #define DROP_INVALID 134
 #define DROP_UNKNOWN_L3 139
+#define DROP_WRITE_ERROR 141
+#define DROP_NO_TUNNEL_KEY 147
 #define DROP_UNROUTABLE 151
 #define DROP_CT_CREATE_FAILED 155
+#define DROP_NO_TUNNEL_ENDPOINT 160
+#define DROP_INVALID_IDENTITY 171
 #define DROP_FRAG_NOT_FOUND 175
 #define DROP_POLICY_DENY 181
 #define DROP_POLICY_AUTH_REQUIRED 189
 #define DROP_EP_NOT_READY 203
 
-/* Reserved identity given to peers the ipcache does not know. */
+/* Reserved identities: world is what the ipcache does not know; host and remote-node are what a
+ * node's own traffic is called on its node and on the others. */
+#define HOST_ID 1
 #define WORLD_ID 2
+#define REMOTE_NODE_ID 6
 
 /* Metric and event direction, upstream numbering. */
 #define METRIC_INGRESS 1
@@ -43,10 +50,26 @@
 
 /* Upstream trace observation points. */
 #define TRACE_TO_LXC 0
+#define TRACE_TO_OVERLAY 4
 #define TRACE_FROM_LXC 5
+#define TRACE_FROM_HOST 7
+#define TRACE_FROM_OVERLAY 9
 
-/* File id reported with drops in metrics (upstream keeps one per source file). */
-#define FILE_BPF_LXC 1
+/* Source file ids reported with drops in events and metrics (upstream pkg/monitor/api/files.go).
+ * Each program file defines BPF_FILE_ID to its own before including the headers. */
+#define FILE_BPF_HOST 1
+#define FILE_BPF_LXC 2
+#define FILE_BPF_OVERLAY 3
+#ifndef BPF_FILE_ID
+#error "define BPF_FILE_ID (FILE_BPF_LXC, FILE_BPF_HOST, FILE_BPF_OVERLAY) before including lib/common.h"
+#endif
+
+/* skb->mark carrying a source identity from one program to another on this node (upstream
+ * MARK_MAGIC_IDENTITY): the magic in bits 8-11, identity bits 0-15 in bits 16-31 and identity
+ * bits 16-23 in bits 0-7. The mark does not survive a move to another netns, so a pod cannot
+ * hand one in. */
+#define MARK_MAGIC_HOST_MASK 0x0F00
+#define MARK_MAGIC_IDENTITY 0x0F00
 
 /* The L3/L4 facts one packet is judged on. Ports are in network order; for ICMP they carry the
  * conntrack convention of ct.h and icmp_type/icmp_code hold the header. */

@@ -42,8 +42,8 @@ struct ipcache_key {
 
 #define IPCACHE_PREFIX_BASE 32
 
-/* Upstream v2 value: the tunnel endpoint has room for IPv6 (IPv4 in its first 4 bytes). Only
- * sec_identity is used here; the rest is written for the multi-node datapath. */
+/* Upstream v2 value: the tunnel endpoint has room for IPv6 (IPv4 in its first 4 bytes); in tunnel
+ * mode a row with REMOTE_ENDPOINT_F_HAS_TUNNEL is reached through it. key (IPsec) is carried. */
 struct remote_endpoint_info {
 	__u32 sec_identity;
 	__u8 tunnel_endpoint[16];
@@ -51,6 +51,9 @@ struct remote_endpoint_info {
 	__u8 key;
 	__u8 flags;
 };
+
+#define REMOTE_ENDPOINT_F_SKIP_TUNNEL 0x1
+#define REMOTE_ENDPOINT_F_HAS_TUNNEL 0x2
 
 /* cilium_policy_<id> (upstream v2 policy key/entry). The trie prefix covers sec_label and the
  * egress byte (40 bits) plus 0..24 bits of protocol and port; wildcard identity is sec_label 0,
@@ -163,6 +166,15 @@ struct policy_map {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 };
 
+/* The inner map's key and value appear in BTF only through pointers, which leave them incomplete
+ * unless some variable holds them whole; libbpf needs their sizes in every object declaring
+ * cilium_policy_maps. */
+struct policy_map_types {
+	struct policy_key key;
+	struct policy_entry entry;
+};
+struct policy_map_types btf_policy_map_types;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
 	__type(key, __u32);
@@ -233,6 +245,29 @@ struct {
 	__uint(max_entries, 8192);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } cilium_ipv4_frag_datagrams SEC(".maps");
+
+/* cilium_node_config: what the agent's setupNode made of this node, read by every program. Zero
+ * (before setupNode) is native routing: nothing is encapsulated. */
+#define ROUTING_MODE_NATIVE 0
+#define ROUTING_MODE_TUNNEL 1
+
+struct node_config {
+	__u32 routing_mode;
+	/* cilium_vxlan, where encapsulated packets are redirected; 0 none. */
+	__u32 overlay_ifindex;
+	/* cilium_host. */
+	__u32 host_ifindex;
+	/* The node's underlay IPv4 (network order): the outer source of its tunnel packets. */
+	__be32 node_ip;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct node_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} cilium_node_config SEC(".maps");
 
 #define EVENTS_RING_BYTES (4 * 1024 * 1024)
 

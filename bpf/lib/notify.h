@@ -120,7 +120,7 @@ static __always_inline void send_drop_notify(struct __sk_buff *skb, __u16 ep_id,
 	if (!n)
 		return;
 	n->line = line;
-	n->file = FILE_BPF_LXC;
+	n->file = BPF_FILE_ID;
 	n->cookie = cookie;
 	bpf_ringbuf_submit(n, notify_submit_flags(sizeof(*n)));
 }
@@ -159,7 +159,7 @@ static __always_inline void metrics_count(__u8 reason, __u8 dir, __u16 line, __u
 		.reason = reason,
 		.dir = dir,
 		.line = line,
-		.file = reason ? FILE_BPF_LXC : 0,
+		.file = reason ? BPF_FILE_ID : 0,
 	};
 	struct metrics_value *v = bpf_map_lookup_elem(&cilium_metrics, &key);
 

@@ -9,7 +9,7 @@ import { setLibbpfLogger } from '../libbpf/log.js';
 import { BPF_F_NO_PREALLOC, BpfMap, type MapCreateOptions } from '../libbpf/map.js';
 import { BpfObject } from '../libbpf/object.js';
 import type { BpfProgram, TestRunResult } from '../libbpf/prog.js';
-import { tcAttach, tcDetach, tcQuery, type TcAttachPoint } from '../libbpf/tc.js';
+import { tcDetach, tcQuery, type TcAttachPoint } from '../libbpf/tc.js';
 import type { DatapathLogger } from '../log.js';
 import { CT_TUPLE_LAYOUT, decodeCtEntry, decodeCtTuple, type CtEntry, type CtTuple } from '../maps/ct.js';
 import { DATAPATH_LAYOUTS } from '../maps/datapath-layouts.js';
@@ -29,7 +29,10 @@ import {
   type IPCacheEntry,
   type IPCacheSource,
   type MetricCount,
+  type NodeNetworkSpec,
+  type NodeNetworkStatus,
   type PolicyEntry,
+  type RemoteNodeRoute,
   type SyncResult,
 } from '../types.js';
 import { checkEndpointId, checkEndpointSpec, ipcacheContents, mergeIpcacheSources } from './desired-state.js';
@@ -38,8 +41,10 @@ import { EventStream } from './event-stream.js';
 import { ipcacheWriteOrder } from './ipcache-writes.js';
 import { ShadowedMap, type MapContents } from './map-sync.js';
 import { MapWriteCounter, type MapWriteCount } from './map-writes.js';
+import { NodeDatapath } from './node-datapath.js';
 import { DEFAULT_PIN_DIR, endpointIdOfPolicyPin, LXC_OBJECT_PATH, policyMapName, preparePinDir } from './paths.js';
 import { compactPolicyOrder, safePolicyOrder } from './policy-writes.js';
+import { putProgram, TC_HANDLE, TC_PRIORITY } from './tc-program.js';
 
 export interface LinuxDatapathOptions {
   /** bpffs directory the maps are pinned in (libbpf pin_root_path); default /sys/fs/bpf/tc/globals. */
@@ -52,13 +57,10 @@ export interface LinuxDatapathOptions {
 
 export type EndpointProgram = 'from-container' | 'to-container';
 
-// The endpoint programs' tc filter: one per direction, at upstream's handle and priority.
-const TC_HANDLE = 1;
-const TC_PRIORITY = 1;
 // A link that is gone, or never had a clsact qdisc, has nothing to detach.
 const IGNORABLE_DETACH_ERRNOS = new Set([ENOENT, EINVAL, ENODEV]);
 
-const MAP_NAMES = ['cilium_lxc', 'cilium_ipcache_v2', 'cilium_policy_maps', 'cilium_policy_revision', 'cilium_ct4_global', 'cilium_ct_any4_global', 'cilium_metrics', 'cilium_events'] as const;
+const MAP_NAMES = ['cilium_lxc', 'cilium_ipcache_v2', 'cilium_policy_maps', 'cilium_policy_revision', 'cilium_ct4_global', 'cilium_ct_any4_global', 'cilium_metrics', 'cilium_events', 'cilium_node_config'] as const;
 type MapName = (typeof MAP_NAMES)[number];
 const CT_MAPS = ['cilium_ct4_global', 'cilium_ct_any4_global'] as const;
 const CT_SADDR_OFFSET = CT_TUPLE_LAYOUT.members.saddr.offset;
@@ -121,6 +123,7 @@ export class LinuxDatapath implements Datapath {
   // here: a restart must not drop one loop's rows because another loop synced first.
   private restoredIpcache: MapContents | undefined;
   private readonly eventStream: EventStream;
+  private readonly node: NodeDatapath;
   private closed = false;
   // Program attachments this instance made: like map writes, they make a new policy revision.
   private programChanges = 0;
@@ -139,6 +142,7 @@ export class LinuxDatapath implements Datapath {
     this.restoredIpcache = this.ipcache.contents.size > 0 ? new Map(this.ipcache.contents) : undefined;
     this.readPolicyAttachments(this.policyAttached);
     this.eventStream = new EventStream(maps.cilium_events, log);
+    this.node = new NodeDatapath(bpffsDir, maps.cilium_node_config, this.writes, log);
   }
 
   /**
@@ -447,6 +451,18 @@ export class LinuxDatapath implements Datapath {
     return out;
   }
 
+  /**
+   * The node's networking in this process's network namespace (see Datapath.setupNode); the
+   * programs it attaches come from bpf_host.o and bpf_overlay.o on this datapath's pinned maps.
+   */
+  setupNode(spec: NodeNetworkSpec): Promise<NodeNetworkStatus> {
+    return settle(() => this.live()).then(() => this.node.setup(spec));
+  }
+
+  syncNodeRoutes(routes: readonly RemoteNodeRoute[]): Promise<SyncResult> {
+    return settle(() => this.live()).then(() => this.node.syncRoutes(routes));
+  }
+
   events(signal?: AbortSignal, onLost?: (count: number) => void, maxQueued?: number): AsyncIterable<DatapathEvent> {
     this.live();
     return this.eventStream.subscribe({ signal, onLost, maxQueued });
@@ -513,6 +529,7 @@ export class LinuxDatapath implements Datapath {
     if (this.closed) return;
     this.closed = true;
     await this.eventStream.stop();
+    this.node.close();
     for (const m of this.policyMaps.values()) m.map.close();
     this.policyMaps.clear();
     for (const m of Object.values(this.maps)) m.close();
@@ -644,15 +661,10 @@ export class LinuxDatapath implements Datapath {
     const added: TcAttachPoint[] = [];
     for (const hook of HOOKS) {
       const prog = this.programs[PROGRAM_OF_HOOK[hook]];
-      const filter = { ifindex, hook, handle: TC_HANDLE, priority: TC_PRIORITY };
       try {
-        // Replacing the filter in place swaps programs atomically: no packet passes unchecked.
-        const current = tcQuery(filter);
-        if (current !== prog.id) {
-          tcAttach({ ...filter, progFd: prog.fd });
-          this.programChanges++;
-          if (current === undefined) added.push(hook);
-        }
+        const outcome = putProgram(ifindex, hook, prog);
+        if (outcome !== 'unchanged') this.programChanges++;
+        if (outcome === 'attached') added.push(hook);
       } catch (err) {
         const undone: string[] = [];
         for (const done of added) {

@@ -8,6 +8,10 @@ const REPO_ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), 
 
 /** The endpoint programs (cil_from_container, cil_to_container), built by `make -C bpf`. */
 export const LXC_OBJECT_PATH = path.join(REPO_ROOT, 'bpf/build/bpf_lxc.o');
+/** cil_from_overlay and cil_to_overlay, on cilium_vxlan. */
+export const OVERLAY_OBJECT_PATH = path.join(REPO_ROOT, 'bpf/build/bpf_overlay.o');
+/** cil_from_host, on cilium_host. */
+export const HOST_OBJECT_PATH = path.join(REPO_ROOT, 'bpf/build/bpf_host.o');
 /** A tc program that returns TC_ACT_OK: the floor of the per-packet benchmark (program cil_noop). */
 export const NOOP_OBJECT_PATH = path.join(REPO_ROOT, 'bpf/build/noop.o');
 

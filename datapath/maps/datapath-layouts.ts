@@ -5,6 +5,7 @@ import { IPCACHE_KEY_LAYOUT, REMOTE_ENDPOINT_INFO_LAYOUT } from './ipcache.js';
 import type { StructLayout } from './layout.js';
 import { ENDPOINT_INFO_LAYOUT, ENDPOINT_KEY_LAYOUT } from './lxc.js';
 import { METRICS_KEY_LAYOUT, METRICS_VALUE_LAYOUT } from './metrics.js';
+import { NODE_CONFIG_LAYOUT } from './node-config.js';
 import { POLICY_ENTRY_LAYOUT, POLICY_KEY_LAYOUT } from './policy.js';
 
 export const DATAPATH_LAYOUTS: readonly StructLayout[] = [
@@ -23,4 +24,5 @@ export const DATAPATH_LAYOUTS: readonly StructLayout[] = [
   DROP_NOTIFY_LAYOUT,
   TRACE_NOTIFY_LAYOUT,
   POLICY_VERDICT_NOTIFY_LAYOUT,
+  NODE_CONFIG_LAYOUT,
 ];

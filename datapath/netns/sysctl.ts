@@ -1,11 +1,23 @@
-// Per-interface sysctls of the current (root) namespace, written through /proc/sys.
+// Sysctls of the current process's network namespace (what /proc/sys/net shows it), written
+// through /proc/sys.
 import { readFile, writeFile } from 'node:fs/promises';
 import { assertIfName } from './validate.js';
 
-export type Ipv4ConfKey = 'forwarding' | 'proxy_arp';
+export type Ipv4ConfKey = 'forwarding' | 'proxy_arp' | 'rp_filter' | 'accept_local' | 'send_redirects';
 
 function confPath(ifname: string, key: Ipv4ConfKey): string {
-  return `/proc/sys/net/ipv4/conf/${assertIfName(ifname)}/${key}`;
+  // "all" and "default" are the conf directories besides the interfaces'.
+  const dir = ifname === 'all' || ifname === 'default' ? ifname : assertIfName(ifname);
+  return `/proc/sys/net/ipv4/conf/${dir}/${key}`;
+}
+
+/** net.ipv4.ip_forward: routing between interfaces at all. */
+export async function setIpForward(on: boolean): Promise<void> {
+  try {
+    await writeFile('/proc/sys/net/ipv4/ip_forward', on ? '1\n' : '0\n');
+  } catch (err) {
+    throw new Error(`set net.ipv4.ip_forward=${on ? 1 : 0}: ${(err as Error).message}`, { cause: err });
+  }
 }
 
 export async function setIpv4Conf(ifname: string, key: Ipv4ConfKey, value: number): Promise<void> {

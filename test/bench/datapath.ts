@@ -17,6 +17,7 @@ import type { IPCacheEntry, PolicyEntry } from '../../datapath/types.js';
 import { endpointFor, openDatapath } from '../datapath/harness.js';
 import { runCleanup } from '../datapath/cleanup-steps.js';
 import { measureConnRate } from './conn-rate.js';
+import { CrossNodeBench } from './cross-node.js';
 import { measureIperf } from './iperf.js';
 import { IptablesChain } from './iptables-chain.js';
 import { median, nsPerPacket, nsPerSingleRun } from './per-packet.js';
@@ -103,6 +104,7 @@ async function sweepLeftovers(): Promise<void> {
     ['remove iptables chain', () => IptablesChain.remove()],
     ['remove pod network', () => PodNetwork.sweep(PREFIX)],
     ['remove pin dir', () => removePinDir(PIN_DIR)],
+    ['remove cross-node namespaces and pins', () => CrossNodeBench.sweep()],
   ]);
 }
 
@@ -129,6 +131,7 @@ class Bench {
   private net?: PodNetwork;
   private dp?: LinuxDatapath;
   private chain?: IptablesChain;
+  private crossNode?: CrossNodeBench;
   // Source ports of single-run flows: every one is new to conntrack.
   private nextSport = 1024;
   private cleaning?: Promise<void>;
@@ -164,6 +167,12 @@ class Bench {
       }
     }
 
+    // Two more namespaces and two datapath processes, for the cross-node number only: gone again
+    // before the per-packet measurements.
+    this.crossNode = new CrossNodeBench(this.opts.seconds, this.opts.rounds, progress);
+    const crossNode = await this.crossNode.run();
+    await this.crossNode.cleanup();
+
     const noop = this.noopCosts();
     await this.attach(POLICY_ENTRIES);
     const single = this.singleRunCosts();
@@ -192,6 +201,9 @@ class Bench {
       throughput_runs_gbps: runs,
       conn_per_s: { none: median(connRuns.none), cilium_ts: median(connRuns.cilium_ts), iptables: median(connRuns.iptables) },
       conn_per_s_runs: connRuns,
+      cross_node_gbps: { none: crossNode.none, cilium_ts: crossNode.cilium_ts },
+      cross_node_vs_none: crossNode.cilium_ts / crossNode.none,
+      cross_node_runs_gbps: crossNode.runs,
       iperf_seconds: this.opts.seconds,
       iptables_rules: this.chain.ruleCount,
       iptables_version: (await runCommand('iptables version', 'iptables', ['-V'])).stdout.trim(),
@@ -370,6 +382,7 @@ class Bench {
   private removeAll(): Promise<void> {
     return runCleanup('bench cleanup', [
       ['remove iptables chain', () => IptablesChain.remove()],
+      ['remove cross-node bench', () => this.crossNode?.cleanup()],
       ['close datapath', () => this.dp?.close()],
       ['destroy pod network', () => this.net?.destroy()],
       ['remove pin dir', () => removePinDir(PIN_DIR)],

@@ -1,7 +1,16 @@
-// iperf3 TCP throughput between two pods of a PodNetwork: a server in one netns, a client run
-// to completion in the other, the receiver-side rate read from the client's JSON report.
+// iperf3 TCP throughput between two pods (of a PodNetwork, or on two nodes): a server in one
+// netns, a client run to completion in the other, the receiver-side rate read from the client's
+// JSON report.
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import type { PodNetwork } from '../../datapath/netns/pod-network.js';
+import type { CommandOutput, RunOptions } from '../../datapath/netns/run.js';
+
+/** Pods by name: what PodNetwork offers, and what the cross-node benchmark's pods offer too. */
+export interface IperfPods {
+  pod(name: string): { ip: string };
+  spawn(pod: string, file: string, args: readonly string[]): ChildProcess;
+  exec(pod: string, file: string, args: readonly string[], opts?: RunOptions): Promise<CommandOutput>;
+}
 
 export interface IperfRun {
   gbps: number;
@@ -14,7 +23,7 @@ interface IperfReport {
 }
 
 /** Waits for the server's "Server listening" line (printed at once thanks to --forceflush). */
-async function startServer(net: PodNetwork, pod: string, port: number): Promise<() => Promise<void>> {
+async function startServer(net: IperfPods, pod: string, port: number): Promise<() => Promise<void>> {
   const child = net.spawn(pod, 'iperf3', ['--server', '--bind', net.pod(pod).ip, '--port', String(port), '--forceflush']);
   let output = '';
   const listening = new Promise<void>((resolve, reject) => {
@@ -43,7 +52,7 @@ async function startServer(net: PodNetwork, pod: string, port: number): Promise<
 /**
  * One TCP stream for `seconds` (the first second omitted as slow start) from `client` to `server`.
  */
-export async function measureIperf(net: PodNetwork, client: string, server: string, seconds: number, port = 5201): Promise<IperfRun> {
+export async function measureIperf(net: IperfPods, client: string, server: string, seconds: number, port = 5201): Promise<IperfRun> {
   const stopServer = await startServer(net, server, port);
   try {
     const { stdout } = await net.exec(
