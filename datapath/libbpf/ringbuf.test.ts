@@ -73,6 +73,18 @@ describe('RingBuffer', function () {
     expect(ring!.consume()).to.equal(0);
   });
 
+  it('hands over copies: a kept record stays as it was after the ring reused its slot', function () {
+    send(17, '10.0.0.1');
+    ring!.poll(1000);
+    const first = received[0]!;
+    // The fixture ring holds 128 records of 32 bytes: three rounds of 100 wrap it.
+    for (let round = 0; round < 3; round++) {
+      for (let i = 0; i < 100; i++) send(6, '10.0.0.2');
+      expect(ring!.consume()).to.equal(100);
+    }
+    expect(decode(first)).to.include({ saddr: '10.0.0.1', protocol: 17 });
+  });
+
   it('waits off the main thread in pollAsync and delivers records on it', async function () {
     const pending = ring!.pollAsync(5000);
     expect(() => ring!.consume()).to.throw(BpfError, /already polling map fixture_events/);

@@ -21,7 +21,8 @@ export class RingBuffer {
     this.mapName = map.name;
     this.callback = koffi.register((_ctx: unknown, data: unknown, size: number | bigint) => {
       try {
-        onRecord(Buffer.from(koffi.view(data, Number(size))));
+        // koffi.view aliases the ring; Buffer.from of a Uint8Array copies, one of an ArrayBuffer would not.
+        onRecord(Buffer.from(new Uint8Array(koffi.view(data, Number(size)))));
         return 0;
       } catch (err) {
         this.callbackError ??= err instanceof Error ? err : new Error(`ring buffer ${map.name} record handler threw ${String(err)}`);
