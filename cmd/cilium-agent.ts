@@ -7,7 +7,7 @@ import { runEntryPoint } from './entry.js';
 const log = newLogger(COMPONENT);
 
 runEntryPoint(log, () => loadAgentConfig(process.argv.slice(2), process.env), async (config) => {
-  const daemon = await AgentDaemon.open({ config, logger: log });
+  const daemon = await AgentDaemon.open({ config, logger: log, nodeNetworking: true });
   daemon.handleSignals();
   await daemon.start();
 });

@@ -5,10 +5,12 @@
 //
 // Start order: watches synced → policy repository primed from them → endpoints restored (each
 // with the policy it had) → loops. A restored endpoint is never synced against an empty
-// repository, which would open what its policy closed. Stop: loops and watches end, the datapath
-// closes; endpoints, programs and pins stay, so enforcement carries on until the next start.
+// repository, which would open what its policy closed. With node networking, the node's devices
+// and routes are made once IPAM is bound, before the CNI configuration is written. Stop: loops and
+// watches end, the health endpoint goes, the datapath closes; endpoints, programs, pins and the
+// node's devices stay, so enforcement carries on until the next start.
 import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
 import type { KubeConfig } from '@kubernetes/client-node';
@@ -34,6 +36,7 @@ import { EndpointManager, EndpointNotFoundError, type RestoreReport } from './en
 import { hubbleSettings } from './hubble/options.js';
 import { HubbleObserver } from './hubble/observer.js';
 import { agentObserverSources } from './hubble/sources.js';
+import { ciliumNodePeers, peerPort } from './hubble/peer.js';
 import { EndpointStateStore } from './endpoint/state-store.js';
 import { identityLabels } from './identity/cilium-identity.js';
 import { CrdIdentityAllocator } from './identity/crd-allocator.js';
@@ -41,7 +44,10 @@ import { IPCacheLoop } from './ipcache/loop.js';
 import { ciliumEndpointResource, ciliumNodeResource, InvalidObjectReporter } from './ipcache/resources.js';
 import { buildLabelFilter } from './labels/filter.js';
 import { registerStateGauges } from './metrics.js';
-import { NodeRegistration } from './node/registration.js';
+import { firstNodeIPv4, nodeIPv4Addresses } from './node/addresses.js';
+import { HealthEndpoint } from './node/health-endpoint.js';
+import { NodeNetworking, nodeNetworkSettings, podMtus, type PodMtus } from './node/networking.js';
+import { NodeRegistration, type NodeAddressing } from './node/registration.js';
 import { ciliumEndpointNamedPorts, PolicyLoop } from './policy/loop.js';
 import { RealizedReportWriter } from './policy/loop-report.js';
 import { policyResourceList, policyResources, type PolicyResources } from './policy/loop-resources.js';
@@ -53,19 +59,20 @@ export const COMPONENT = 'cilium-agent';
 const AGENT_VERSION = `cilium-ts ${(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version}`;
 
 const LABEL_KEY_INDEX = 'security-labels';
+const HEALTH_RETRY_MIN_MS = 1_000;
+const HEALTH_RETRY_MAX_MS = 60_000;
 
 export interface AgentDaemonOptions {
   config: AgentConfig;
   logger?: Logger;
-  /** The address other nodes reach this one at (CiliumNode InternalIP); default this host's first non-loopback IPv4. */
+  /** The address other nodes reach this one at (CiliumNode InternalIP); default the first IPv4 of a device the agent did not make. */
   nodeIP?: string;
-}
-
-function firstHostIPv4(): string {
-  for (const addrs of Object.values(networkInterfaces())) {
-    for (const a of addrs ?? []) if (a.family === 'IPv4' && !a.internal) return a.address;
-  }
-  return '127.0.0.1';
+  /**
+   * Whether the agent makes the node's networking (cilium_host, overlay, masquerade, routes to the
+   * other nodes) in its network namespace, as cilium-agent does. Off for agents that share one
+   * network namespace with others (tests running several in one process).
+   */
+  nodeNetworking?: boolean;
 }
 
 export class AgentDaemon {
@@ -75,6 +82,10 @@ export class AgentDaemon {
   readonly policy: PolicyLoop;
   readonly node: NodeRegistration;
   readonly ipcache: IPCacheLoop;
+  /** The node's devices and routes, when the agent makes them (nodeNetworking). */
+  readonly networking?: NodeNetworking;
+  /** The node's health endpoint, made with the node networking. */
+  readonly health?: HealthEndpoint;
   readonly policyReport: RealizedReportWriter;
   readonly resources: PolicyResources & { pods: Resource<V1Pod>; namespaces: Resource<V1Namespace> };
   /** The REST API on socket-path (upstream's cilium.sock). */
@@ -99,6 +110,8 @@ export class AgentDaemon {
   ) {
     const config = opts.config;
     const nodeName = config['node-name'];
+    const nodeIP = opts.nodeIP ?? firstNodeIPv4();
+    const networkSettings = nodeNetworkSettings(config);
     this.log = log;
     const events = new EventRecorder({ client, component: COMPONENT, instance: nodeName, logger: log });
     const reporter = new InvalidObjectReporter(events);
@@ -121,6 +134,7 @@ export class AgentDaemon {
       nodes: ciliumNodes,
       endpoints: ceps,
       localEndpoints: () => this.endpoints.summaries(),
+      localAddresses: () => nodeIPv4Addresses().map((a) => a.address),
       reporter,
       registry: this.registry,
       logger: log,
@@ -129,6 +143,7 @@ export class AgentDaemon {
       resources: policyRes,
       clusterName: config['cluster-name'],
       mode: config['enable-policy'] as PolicyEnforcementMode,
+      allowLocalhost: config['allow-localhost'] !== 'policy',
       clusterNamedPorts: () => ciliumEndpointNamedPorts(ceps.store.list()),
       // The policy loop is the only writer of the `cidr` source: it orders these writes around
       // its regenerations (new rows before endpoints use them, old ones after).
@@ -173,7 +188,21 @@ export class AgentDaemon {
       update: (o, n) => namedPortsChanged(namedPorts(o), namedPorts(n)),
       delete: (cep) => namedPortsChanged(namedPorts(cep), '[]'),
     });
-    this.node = new NodeRegistration({ client, nodeName, nodeIP: opts.nodeIP ?? firstHostIPv4(), events, registry: this.registry, logger: log });
+    this.node = new NodeRegistration({ client, nodeName, nodeIP, events, registry: this.registry, logger: log });
+    if (opts.nodeNetworking === true) {
+      this.networking = new NodeNetworking({
+        nodeName,
+        nodeIP,
+        settings: networkSettings,
+        datapath,
+        nodes: ciliumNodes,
+        // cilium_host has the router IP now: it is the host's like every local address.
+        onSetup: () => this.ipcache.refresh(),
+        registry: this.registry,
+        logger: log,
+      });
+      this.health = new HealthEndpoint({ nodeName, datapath, reserveId: () => this.endpoints.reserveId(), logger: log });
+    }
     this.taint = new AgentNotReadyTaint({ client, nodeName, registry: this.registry, logger: log });
     this.policyReport = new RealizedReportWriter({ client, nodeName, node: this.node.resource, report: () => this.policy.realized(), registry: this.registry, logger: log });
 
@@ -204,6 +233,7 @@ export class AgentDaemon {
         node: this.node,
         ipam: this.ipam,
         ipamReady: () => this.ipamReady,
+        mtu: () => this.networking?.mtus() ?? podMtus(networkSettings),
         repo: this.policy.repo,
         resources: policyRes,
         ciliumNodes,
@@ -225,7 +255,7 @@ export class AgentDaemon {
     const hubble = hubbleSettings(config);
     if (hubble.enabled) {
       const sources = agentObserverSources({ nodeName, clusterName: config['cluster-name'], endpoints: this.endpoints, pods, repo: this.policy.repo, ciliumEndpoints: ceps });
-      this.hubble = new HubbleObserver({ settings: hubble, sources, events: (s, l, m) => datapath.events(s, l, m), nodeAddress: opts.nodeIP ?? firstHostIPv4(), version: AGENT_VERSION, logger: log });
+      this.hubble = new HubbleObserver({ settings: hubble, sources, events: (s, l, m) => datapath.events(s, l, m), nodeAddress: nodeIP, peers: ciliumNodePeers(ciliumNodes, config['cluster-name'], peerPort(hubble.listenAddress)), version: AGENT_VERSION, logger: log });
       const observer = this.hubble;
       this.manager.add('hubble', (signal) => observer.run(signal));
     }
@@ -281,6 +311,7 @@ export class AgentDaemon {
     try {
       await this.manager.start();
     } finally {
+      await this.health?.remove().catch((err: Error) => this.log.warn('health endpoint not removed', { netns: this.health?.netns, error: err.message }));
       await this.datapath.close();
       this.log.info('datapath closed; endpoints keep enforcing');
     }
@@ -303,6 +334,7 @@ export class AgentDaemon {
       this.policy.start(signal),
       this.policyReport.start(signal),
       this.ipcache.start(signal),
+      this.networking?.start(signal),
       this.node.start(signal),
       this.taint.start(signal),
     ]);
@@ -396,14 +428,39 @@ export class AgentDaemon {
     }
     this.ipam.bind(this.node.ipam());
     this.ipamBound = true;
-    this.log.info('IPAM ready', { podCIDR: (await this.node.waitForPodCIDR()).podCIDR });
-    // Ready for CNI ADDs: endpoints restored, IPAM bound, API serving. Only now may the runtime
-    // see the conflist and the scheduler place pods here.
+    const addressing = await this.node.waitForPodCIDR();
+    this.log.info('IPAM ready', { podCIDR: addressing.podCIDR });
+    if (this.networking !== undefined) {
+      this.networking.bind(addressing);
+      try {
+        await this.networking.ready(signal);
+      } catch (err) {
+        if (signal.aborted) return;
+        throw err;
+      }
+    }
+    // Ready for CNI ADDs: endpoints restored, IPAM bound, node networking made (pods get their
+    // gateway and MTU), API serving. Only now may the runtime see the conflist and the scheduler
+    // place pods here.
     const conf = this.opts.config['write-cni-conf-when-ready'];
     if (conf !== undefined && conf !== '') {
       const result = await writeCniConfig(conf, agentConflist(this.opts.config['state-dir'], agentSocketPath(this.opts.config)));
       this.log.info('CNI configuration', { path: conf, result });
     }
     this.taint.markReady();
+    if (this.health !== undefined && this.networking !== undefined) await this.keepHealthEndpoint(this.health, addressing, this.networking.mtus(), signal);
+  }
+
+  /** Makes the health endpoint, retrying with backoff (not holding back readiness: upstream's is a probe target, not a pod). */
+  private async keepHealthEndpoint(health: HealthEndpoint, addressing: NodeAddressing, mtus: PodMtus, signal: AbortSignal): Promise<void> {
+    for (let delay = HEALTH_RETRY_MIN_MS; !signal.aborted; delay = Math.min(delay * 2, HEALTH_RETRY_MAX_MS)) {
+      try {
+        await health.ensure(addressing, mtus);
+        return;
+      } catch (err) {
+        this.log.warn('health endpoint not made, retrying', { error: (err as Error).message, retryInMs: delay });
+      }
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
+    }
   }
 }

@@ -6,7 +6,6 @@
 //   pod:  <ifname> up, <ip>/32, <router>/32 scope link, default via <router>, router → host MAC
 //   host: lxc<hash> up, <ip>/32 dev lxc<hash>, pod IP → pod MAC, forwarding on
 import { createHash, randomBytes } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { deleteLink } from '../../datapath/netns/link.js';
 import { inNetns, type NetnsRef } from '../../datapath/netns/netns-ref.js';
 import { runIpBatch, runIpJson, CommandError } from '../../datapath/netns/run.js';
@@ -76,6 +75,9 @@ function hostBatch(s: PodLinkSpec, host: string, podMac: string): string[][] {
     ['link', 'set', 'dev', host, 'addrgenmode', 'none', 'up'],
     ['route', 'add', `${s.ip}/32`, 'dev', host, 'scope', 'link'],
     ['neigh', 'replace', s.ip, 'lladdr', podMac, 'dev', host, 'nud', 'permanent'],
+    // Its ifindex, from netlink in this netns: /sys/class/net shows the netns of whoever mounted
+    // /sys, which an agent entered into a node's netns alone does not share.
+    ['link', 'show', 'dev', host],
   ];
 }
 
@@ -102,18 +104,16 @@ export async function setupPodLink(s: PodLinkSpec): Promise<PodLink> {
     await removePodLink(host);
     await runIpBatch(context, podBatch(s, host, hostMac, podMac), netns);
   }
-  await runIpBatch(`set up host veth ${host} for ${s.ip}`, hostBatch(s, host, podMac));
+  const shown = await runIpBatch(`set up host veth ${host} for ${s.ip}`, hostBatch(s, host, podMac));
   await setIpv4Conf(host, 'forwarding', 1);
-  return { hostIfname: host, hostIfindex: await hostIfindex(host), hostMac, podMac };
+  return { hostIfname: host, hostIfindex: hostIfindex(host, shown.stdout), hostMac, podMac };
 }
 
-/** The ifindex from sysfs: no process to start. */
-async function hostIfindex(host: string): Promise<number> {
-  try {
-    return Number((await readFile(`/sys/class/net/${host}/ifindex`, 'utf8')).trim());
-  } catch (err) {
-    throw new Error(`read ifindex of host veth ${host}: ${(err as Error).message}`, { cause: err });
-  }
+/** The ifindex `ip link show` printed ("7: lxc...: <...>"). */
+function hostIfindex(host: string, shown: string): number {
+  const m = /^(\d+): /m.exec(shown);
+  if (m === null) throw new Error(`read ifindex of host veth ${host}: ip link show printed ${JSON.stringify(shown.slice(0, 200))}`);
+  return Number(m[1]);
 }
 
 /** Deletes the host end (and with it the pod end); false when it was not there. */

@@ -4,7 +4,20 @@ import path from 'node:path';
 import { BPFFS_ROOT, DEFAULT_PIN_DIR } from '../../datapath/linux/paths.js';
 import { HUBBLE_OPTIONS } from '../agent/hubble/options.js';
 import { MAX_CLUSTER_ID } from '../agent/identity/numeric.js';
+import { parseIPv4Prefix } from '../../datapath/maps/ipv4.js';
 import { checkClusterName, checkListenAddress, loadConfig, type ConfigOf, type OptionSpecs } from './options.js';
+
+/** An IPv4 CIDR, or empty for none. */
+function checkIPv4Cidr(v: string): string | undefined {
+  if (v === '') return undefined;
+  if (!v.includes('/')) return `${JSON.stringify(v)} is not an IPv4 CIDR (address/length)`;
+  try {
+    parseIPv4Prefix(v);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
 
 export const AGENT_OPTIONS = {
   'node-name': { kind: 'string', default: hostname(), env: ['CILIUM_K8S_NODE_NAME', 'K8S_NODE_NAME'], description: 'name of the Kubernetes node this agent runs on' },
@@ -18,6 +31,8 @@ export const AGENT_OPTIONS = {
     description: 'where identities are allocated',
   },
   'enable-policy': { kind: 'string', default: 'default', choices: ['default', 'always', 'never'], description: 'policy enforcement mode' },
+  // Upstream's auto is always under Kubernetes: kubelet probes reach pods whatever their policy.
+  'allow-localhost': { kind: 'string', default: 'auto', choices: ['auto', 'always', 'policy'], description: 'whether the node itself may always reach its endpoints (policy: only when policy allows)' },
   'bpf-root': { kind: 'string', default: BPFFS_ROOT, description: 'bpffs mount point' },
   'bpf-pin-dir': { kind: 'string', default: DEFAULT_PIN_DIR, description: 'bpffs directory the maps are pinned in (cilium-ts)' },
   'state-dir': { kind: 'string', default: '/var/run/cilium', description: 'directory for runtime state' },
@@ -30,6 +45,13 @@ export const AGENT_OPTIONS = {
   'identity-change-grace-period': { kind: 'duration', default: 5_000, allowZero: true, description: 'delay before a label change moves an endpoint to a new identity' },
   'write-cni-conf-when-ready': { kind: 'string', description: 'write the CNI configuration to this path once the agent is ready' },
   'k8s-kubeconfig-path': { kind: 'string', description: 'kubeconfig of the apiserver; in-cluster config when unset' },
+  // Node networking, as upstream's cilium-config keys.
+  'routing-mode': { kind: 'string', default: 'tunnel', choices: ['tunnel', 'native'], description: 'how pod traffic reaches other nodes: encapsulated (tunnel) or routed by the underlay (native)' },
+  'tunnel-protocol': { kind: 'string', default: 'vxlan', choices: ['vxlan', 'geneve'], supported: ['vxlan'], description: 'encapsulation of the tunnel routing mode' },
+  'tunnel-port': { kind: 'int', default: 8472, min: 1, max: 65535, description: 'UDP port of the tunnel device' },
+  'enable-ipv4-masquerade': { kind: 'string', default: 'true', choices: ['true', 'false'], description: 'masquerade pod traffic leaving the node to the node address' },
+  'ipv4-native-routing-cidr': { kind: 'string', default: '', check: checkIPv4Cidr, description: 'destinations reached without masquerading (the pod network)' },
+  mtu: { kind: 'int', default: 0, min: 0, max: 65535, description: 'MTU of the underlay; 0 detects it from the node device' },
   ...HUBBLE_OPTIONS,
 } as const satisfies OptionSpecs;
 

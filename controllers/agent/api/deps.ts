@@ -7,6 +7,7 @@ import type { HealthReport } from '../../runtime/manager.js';
 import type { Resource } from '../../runtime/resource.js';
 import type { EndpointManager } from '../endpoint/manager.js';
 import type { EndpointIpam } from '../endpoint/ipam.js';
+import type { PodMtus } from '../node/networking.js';
 import type { NodeAddressing, NodeRegistration } from '../node/registration.js';
 import type { PolicyResources } from '../policy/loop-resources.js';
 import type { PolicyRepository } from '../policy/repository.js';
@@ -20,6 +21,8 @@ export interface AgentApiDeps {
   ipam: EndpointIpam;
   /** Whether `ipam` takes allocations yet. */
   ipamReady: () => boolean;
+  /** The MTUs pods get (GET /config deviceMTU and routeMTU, what cilium-cni configures). */
+  mtu: () => PodMtus;
   repo: Pick<PolicyRepository, 'revision' | 'selectorCache' | 'get' | 'rules'>;
   resources: PolicyResources;
   ciliumNodes: Resource<CiliumNode>;

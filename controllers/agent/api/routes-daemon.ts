@@ -14,9 +14,6 @@ import { policyText } from './routes-policy.js';
 import type { Router } from './router.js';
 import { statusResponse } from './status.js';
 
-/** Upstream's default MTU when no device dictates one (no tunnel overhead: native routing). */
-export const DEFAULT_MTU = 1500;
-
 export interface DaemonRouteDeps {
   deps: AgentApiDeps;
   version: string;
@@ -83,6 +80,7 @@ function optionText(v: string | number | boolean | readonly string[] | undefined
 
 export function daemonConfiguration(deps: AgentApiDeps, addressing: NodeAddressingModel): Record<string, unknown> {
   const config = deps.config as Record<string, unknown>;
+  const masquerade = deps.config['enable-ipv4-masquerade'] === 'true';
   const spec = { options: { ...ENDPOINT_OPTIONS }, 'policy-enforcement': deps.config['enable-policy'] };
   return {
     spec,
@@ -92,10 +90,9 @@ export function daemonConfiguration(deps: AgentApiDeps, addressing: NodeAddressi
       addressing,
       datapathMode: 'veth',
       'ipam-mode': 'cluster-pool',
-      deviceMTU: DEFAULT_MTU,
-      routeMTU: DEFAULT_MTU,
-      masquerade: false,
-      masqueradeProtocols: { ipv4: false, ipv6: false },
+      ...deps.mtu(),
+      masquerade,
+      masqueradeProtocols: { ipv4: masquerade, ipv6: false },
       enableRouteMTUForCNIChaining: false,
       'egress-multi-home-ip-rule-compat': false,
       installUplinkRoutesForDelegatedIPAM: false,

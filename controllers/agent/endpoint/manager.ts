@@ -212,6 +212,14 @@ export class EndpointManager {
     return [...this.endpoints.values()].sort((a, b) => a.id - b.id).map((ep) => ({ id: ep.id, identity: ep.identity, ipv4: ep.ipv4, state: ep.state }));
   }
 
+  /**
+   * An id for an endpoint the agent makes itself (the health endpoint): no pod gets it. Call it
+   * after restore(), which takes back the restored endpoints' ids first.
+   */
+  reserveId(): number {
+    return this.ids.allocate();
+  }
+
   get(id: number): EndpointRecord | undefined {
     const ep = this.endpoints.get(id);
     return ep === undefined ? undefined : structuredClone(ep);

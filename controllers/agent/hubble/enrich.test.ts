@@ -80,7 +80,16 @@ describe('hubble options', () => {
   const load = (argv: string[], cpus = 4) => hubbleSettings({ ...loadConfig('cilium-agent', HUBBLE_OPTIONS, argv, {}), ...STATE_DIR }, cpus);
 
   it('upstream names and defaults', () => {
-    expect(load([])).to.deep.equal({ enabled: false, socketPath: '/var/run/cilium/hubble.sock', listenAddress: ':4244', capacity: 4095, queueSize: 4096 });
+    expect(load([])).to.deep.equal({
+      enabled: false,
+      socketPath: '/var/run/cilium/hubble.sock',
+      listenAddress: ':4244',
+      capacity: 4095,
+      queueSize: 4096,
+      metricsServer: ':9965',
+      metrics: '',
+      history: { dir: '/var/run/cilium/hubble-history', maxBytes: 1 << 30, maxAgeMs: 0 },
+    });
     expect(load([], 64).queueSize, 'at most 16384').to.equal(16384);
     expect(hubbleSettings({ ...loadConfig('cilium-agent', HUBBLE_OPTIONS, [], {}), 'state-dir': '/run/node-b' }).socketPath, 'the socket follows the state dir').to.equal('/run/node-b/hubble.sock');
     expect(load(['--hubble-socket-path=/tmp/h.sock']).socketPath).to.equal('/tmp/h.sock');
@@ -90,12 +99,21 @@ describe('hubble options', () => {
       capacity: 65535,
       queueSize: 10,
     });
+    expect(load(['--hubble-metrics-server=', '--hubble-metrics=drop:sourceContext=pod flow', '--hubble-history-dir=/data/h', '--hubble-history-max-size-mb=10', '--hubble-history-max-age=24h'])).to.deep.include({
+      metricsServer: '',
+      metrics: 'drop:sourceContext=pod flow',
+      history: { dir: '/data/h', maxBytes: 10 << 20, maxAgeMs: 24 * 3600_000 },
+    });
+    expect(load(['--enable-hubble-history=false']).history).to.equal(undefined);
   });
 
-  it('refuses a capacity that is not 2^n-1 and a bad listen address', () => {
+  it('refuses a capacity that is not 2^n-1, a bad listen address, metric or history size', () => {
     expect(() => load(['--hubble-event-buffer-capacity=4096'])).to.throw(/hubble-event-buffer-capacity.*one less than a power of two/);
     expect(() => load(['--hubble-event-buffer-capacity=131071'])).to.throw(/hubble-event-buffer-capacity/);
     expect(() => load(['--hubble-listen-address=4244'])).to.throw(/hubble-listen-address/);
     expect(() => load(['--enable-hubble=yes'])).to.throw(/enable-hubble/);
+    expect(() => load(['--hubble-metrics=drop:sourceContext=nope'])).to.throw(/hubble-metrics.*unknown context "nope"/);
+    expect(() => load(['--hubble-metrics-server=9965'])).to.throw(/hubble-metrics-server/);
+    expect(() => load(['--hubble-history-max-size-mb=0'])).to.throw(/hubble-history-max-size-mb/);
   });
 });

@@ -10,7 +10,7 @@ import { policyDrop, testSources, traceNew } from './testing.js';
 const T0 = 1_700_000_000_000;
 
 function observer(capacity: number): HubbleObserver {
-  const settings = { enabled: true, socketPath: '/nonexistent/hubble.sock', listenAddress: '', capacity, queueSize: 16 };
+  const settings = { enabled: true, socketPath: '/nonexistent/hubble.sock', listenAddress: '', capacity, queueSize: 16, metricsServer: '', metrics: '' };
   return new HubbleObserver({ settings, sources: testSources(), events: async function* () {}, nodeAddress: '192.0.2.1', version: 'test', logger: newLogger('hubble-test', 'error') });
 }
 

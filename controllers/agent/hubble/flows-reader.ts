@@ -5,6 +5,7 @@
 // nothing; a follower overtaken by the writer is told how many it missed (HUBBLE_RING_BUFFER).
 import type { FlowPredicate } from '../../hubble/filter.js';
 import { type HubbleEvent, timestampMs, timestampOf } from '../../hubble/flow-types.js';
+import type { FlowHistory } from './history/store.js';
 import type { FlowRing } from './ring.js';
 
 export interface FlowsQuery {
@@ -66,5 +67,49 @@ export async function* readFlows(ring: FlowRing, q: FlowsQuery, signal: AbortSig
       sent++;
     }
     yield ev;
+  }
+}
+
+// The time of the ring's oldest event; flows before it are only in the history.
+function ringStartMs(ring: FlowRing): number {
+  const ev = ring.at(ring.oldest);
+  return ev === undefined ? Infinity : timestampMs(ev.time);
+}
+
+/**
+ * readFlows, preceded by the history's flows when `since` reaches back before the ring: each
+ * flow once (the history gives what is older than the ring's oldest event, the ring the rest,
+ * also when the ring moves on while the history is read), `number` counted across both.
+ */
+export async function* readFlowsWithHistory(ring: FlowRing, history: FlowHistory | undefined, q: FlowsQuery, signal: AbortSignal): AsyncGenerator<HubbleEvent> {
+  if (history === undefined || q.sinceMs === undefined || q.first) {
+    yield* readFlows(ring, q, signal);
+    return;
+  }
+  let from = q.sinceMs;
+  let sent = 0;
+  for (;;) {
+    const boundary = ringStartMs(ring);
+    if (from < boundary) {
+      const until = q.untilMs === undefined ? boundary : Math.min(q.untilMs, boundary);
+      for await (const flows of history.read(from, until, signal)) {
+        for (const flow of flows) {
+          if (timestampMs(flow.time) >= boundary || !q.matches(flow)) continue;
+          yield { time: flow.time, flow };
+          sent++;
+          if (!q.follow && q.number > 0 && sent >= q.number) return;
+        }
+      }
+    }
+    if (q.untilMs !== undefined && q.untilMs < boundary) return;
+    if (signal.aborted) return;
+    // The ring moved on while the history was read: what it let go is in the history now.
+    if (ringStartMs(ring) <= boundary) {
+      const number = q.number > 0 && !q.follow ? q.number - sent : q.number;
+      // An empty ring had nothing the history read: everything it holds now came after.
+      yield* readFlows(ring, { ...q, number, sinceMs: boundary === Infinity ? q.sinceMs : Math.max(q.sinceMs, boundary) }, signal);
+      return;
+    }
+    from = Math.max(from, boundary);
   }
 }

@@ -1,15 +1,21 @@
 // Hubble's observer in the agent: reads every datapath event, turns it into a flow.Flow enriched
 // from the agent's caches and keeps the last `capacity` in its ring; events the reader lost are a
-// marker in the ring (OBSERVER_EVENTS_QUEUE), never silent. The gRPC server (server.ts) answers
-// from the ring on the unix socket and the TCP address.
-import { randomUUID } from 'node:crypto';
+// marker in the ring (OBSERVER_EVENTS_QUEUE), never silent. Every flow is also counted in the
+// hubble_* metrics (metrics.ts, served on hubble-metrics-server) and kept in the on-disk history
+// (history/). The gRPC server (server.ts) answers from the ring, and from the history for since
+// older than the ring, on the unix socket and the TCP address.
 import { performance } from 'node:perf_hooks';
 import type { DatapathEvent } from '../../../datapath/types.js';
 import { eventToFlow, type FlowContext } from '../../hubble/decode.js';
 import { type Flow, type LostEventSource, timestampMs, timestampOf } from '../../hubble/flow-types.js';
 import { newLogger, type Logger } from '../../runtime/log.js';
+import { MetricsServer } from '../../runtime/metrics-server.js';
 import { flowContext, type ObserverSources } from './enrich.js';
+import { FlowIds } from './flow-ids.js';
+import { FlowHistory } from './history/store.js';
+import { HubbleMetrics } from './metrics.js';
 import type { HubbleSettings } from './options.js';
+import type { PeerSource } from './peer.js';
 import { FlowRing } from './ring.js';
 import { HubbleServer } from './server.js';
 
@@ -22,6 +28,8 @@ export interface HubbleObserverOptions {
   events: EventSource;
   /** This node's address as peers see it (peer.Peer Notify). */
   nodeAddress: string;
+  /** The cluster's nodes for peer.Peer Notify (peer.ts); this node alone when absent. */
+  peers?: PeerSource;
   version: string;
   logger?: Logger;
 }
@@ -38,6 +46,12 @@ export class HubbleObserver {
   /** Datapath events lost before decoding, by source. */
   readonly lostEvents = new Map<LostEventSource, number>();
   readonly server: HubbleServer;
+  /** The hubble_* metrics, when hubble-metrics-server is set. */
+  readonly metrics?: HubbleMetrics;
+  /** The on-disk flow history, unless disabled. */
+  readonly history?: FlowHistory;
+  private metricsServer?: MetricsServer;
+  private readonly ids = new FlowIds();
   private readonly ctx: FlowContext;
   private readonly namespaces = new Map<string, number>();
   private readonly log: Logger;
@@ -47,6 +61,24 @@ export class HubbleObserver {
     this.ctx = flowContext(opts.sources);
     this.log = opts.logger ?? newLogger('hubble');
     this.server = new HubbleServer(this, this.log);
+    const { settings } = opts;
+    if (settings.metricsServer !== '') {
+      this.metrics = new HubbleMetrics(settings.metrics);
+      if (this.metrics.skipped.length > 0) this.log.info('hubble L7 metrics stay empty: cilium-ts has no L7 flows', { metrics: this.metrics.skipped });
+    }
+    if (settings.history) {
+      const metrics = this.metrics;
+      this.history = new FlowHistory({
+        ...settings.history,
+        logger: this.log,
+        ...(metrics ? { onLost: (n: number) => metrics.historyFlowsLost(n), onWritten: (n: number) => metrics.historyFlowsWritten(n) } : {}),
+      });
+    }
+  }
+
+  /** Where the metrics are served, once they are. */
+  metricsAddress() {
+    return this.metricsServer?.address();
   }
 
   get nodeName(): string {
@@ -59,16 +91,19 @@ export class HubbleObserver {
 
   /** Decodes one event observed now and stores its flow. */
   ingest(ev: DatapathEvent, timeMs = performance.timeOrigin + performance.now()): Flow {
-    const flow = eventToFlow(ev, { timeMs, uuid: randomUUID() }, this.ctx);
+    const flow = eventToFlow(ev, { timeMs, uuid: this.ids.take() }, this.ctx);
     for (const ns of [flow.source.namespace, flow.destination.namespace]) if (ns !== '') this.namespaces.set(ns, timeMs);
     this.seenFlows++;
     this.ring.write({ time: flow.time, flow });
+    this.metrics?.processFlow(flow);
+    this.history?.append(flow);
     return flow;
   }
 
   /** Records that `count` events were lost at `source`. */
   lost(count: number, source: LostEventSource): void {
     this.lostEvents.set(source, (this.lostEvents.get(source) ?? 0) + count);
+    this.metrics?.lost(source, count);
     const now = timestampOf(Date.now());
     this.ring.write({ time: now, lost: { source, num_events_lost: String(count), first: now, last: now } });
     this.log.warn('hubble lost events', { source, count });
@@ -93,8 +128,18 @@ export class HubbleObserver {
 
   /** Serves and observes until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    await this.server.start();
+    await this.history?.open();
+    let serving: Promise<void> | undefined;
+    const stopMetrics = new AbortController();
     try {
+      await this.server.start();
+      if (this.metrics) {
+        const metricsServer = new MetricsServer(this.metrics.registry, this.opts.settings.metricsServer, this.log);
+        serving = metricsServer.run(stopMetrics.signal);
+        // A metrics address that cannot be bound fails the observer, as a taken hubble port does.
+        await Promise.race([serving, this.listening(metricsServer, signal)]);
+        this.metricsServer = metricsServer;
+      }
       const onLost = (count: number) => this.lost(count, 'OBSERVER_EVENTS_QUEUE');
       for await (const ev of this.opts.events(signal, onLost, this.opts.settings.queueSize)) {
         try {
@@ -106,6 +151,13 @@ export class HubbleObserver {
       }
     } finally {
       this.server.stop();
+      stopMetrics.abort();
+      await serving?.catch(() => undefined);
+      await this.history?.close();
     }
+  }
+
+  private async listening(server: MetricsServer, signal: AbortSignal): Promise<void> {
+    while (server.address() === undefined && !signal.aborted) await new Promise((r) => setTimeout(r, 5));
   }
 }

@@ -3,11 +3,14 @@
 import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { checkListenAddress, type ConfigOf, type OptionSpecs } from '../../config/options.js';
+import { checkMetricsOption } from './metrics-options.js';
+import { peerPort } from './peer.js';
 
 /** Upstream: 1024 events per CPU, at most 16384, when hubble-event-queue-size is 0. */
 const QUEUE_PER_CPU = 1024;
 const QUEUE_MAX = 16384;
 const MAX_CAPACITY = 65535;
+const MIB = 1024 * 1024;
 
 /** One less than a power of two, as upstream's ring requires. */
 function checkCapacity(v: string): string | undefined {
@@ -23,6 +26,14 @@ export const HUBBLE_OPTIONS = {
   'hubble-listen-address': { kind: 'string', default: ':4244', check: checkListenAddress, description: 'TCP address the Hubble server listens on; empty disables' },
   'hubble-event-buffer-capacity': { kind: 'string', default: '4095', check: checkCapacity, description: 'flows the Hubble ring holds; one less than a power of two' },
   'hubble-event-queue-size': { kind: 'int', default: 0, min: 0, max: 1 << 24, description: 'datapath events that may wait to be decoded before the oldest are lost; 0: 1024 per CPU, at most 16384' },
+  'hubble-metrics-server': { kind: 'string', default: ':9965', check: checkListenAddress, description: 'address the hubble_* Prometheus metrics are served on; empty disables' },
+  // Upstream's syntax: metrics separated by spaces or commas, each `name[:option=value;option=value]`.
+  'hubble-metrics': { kind: 'string', default: '', check: checkMetricsOption, description: 'Hubble metrics to produce, e.g. "drop:sourceContext=pod;destinationContext=pod tcp flow port-distribution icmp policy"' },
+  // Flow history beyond the ring (none of upstream's options): a bounded on-disk log per agent.
+  'enable-hubble-history': { kind: 'string', default: 'true', choices: ['true', 'false'], description: 'keep every flow in a bounded on-disk log GetFlows since/until reads past the ring' },
+  'hubble-history-dir': { kind: 'string', description: 'directory of the flow history (default <state-dir>/hubble-history)' },
+  'hubble-history-max-size-mb': { kind: 'int', default: 1024, min: 1, max: 1 << 30, description: 'MiB the flow history may take on disk; the oldest segments go first' },
+  'hubble-history-max-age': { kind: 'duration', default: 0, allowZero: true, description: 'flows older than this leave the history; 0 keeps them until the size limit' },
 } as const satisfies OptionSpecs;
 
 export type HubbleConfig = ConfigOf<typeof HUBBLE_OPTIONS>;
@@ -35,6 +46,12 @@ export interface HubbleSettings {
   listenAddress: string;
   capacity: number;
   queueSize: number;
+  /** host:port of the metrics endpoint; '' disables. */
+  metricsServer: string;
+  /** The hubble-metrics value. */
+  metrics: string;
+  /** Where the flow history lives; undefined when it is disabled. */
+  history?: { dir: string; maxBytes: number; maxAgeMs: number };
 }
 
 /** The settings of the loaded options; `state-dir` is the agent's (upstream's default /var/run/cilium). */
@@ -46,5 +63,21 @@ export function hubbleSettings(config: HubbleConfig & { 'state-dir': string }, c
     listenAddress: config['hubble-listen-address'],
     capacity: Number(config['hubble-event-buffer-capacity']),
     queueSize: queue > 0 ? queue : Math.min(cpus * QUEUE_PER_CPU, QUEUE_MAX),
+    metricsServer: config['hubble-metrics-server'],
+    metrics: config['hubble-metrics'],
+    ...(config['enable-hubble-history'] === 'true'
+      ? {
+          history: {
+            dir: config['hubble-history-dir'] ?? path.join(config['state-dir'], 'hubble-history'),
+            maxBytes: config['hubble-history-max-size-mb'] * MIB,
+            maxAgeMs: config['hubble-history-max-age'],
+          },
+        }
+      : {}),
   };
+}
+
+/** The port peers reach this node's Hubble server on. */
+export function hubblePort(settings: HubbleSettings): number {
+  return peerPort(settings.listenAddress);
 }

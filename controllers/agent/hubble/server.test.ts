@@ -69,7 +69,7 @@ describe('hubble gRPC server (observer.Observer, peer.Peer, health) over the uni
         else await new Promise<void>((r) => (wake = r));
       }
     };
-    const settings = { enabled: true, socketPath: path.join(dir, 'run', 'hubble.sock'), listenAddress: '127.0.0.1:0', capacity: 63, queueSize: 16 };
+    const settings = { enabled: true, socketPath: path.join(dir, 'run', 'hubble.sock'), listenAddress: '127.0.0.1:0', capacity: 63, queueSize: 16, metricsServer: '', metrics: '' };
     observer = new HubbleObserver({ settings, sources: testSources(), events, nodeAddress: '192.0.2.1', version: 'cilium-ts test', logger: newLogger('hubble-test', 'error') });
     ac = new AbortController();
     running = observer.run(ac.signal);

@@ -15,14 +15,15 @@ import {
 import { compileFieldMask } from '../../hubble/field-mask.js';
 import { compileFilters } from '../../hubble/filter.js';
 import { type FlowFilter, type HubbleEvent, type Timestamp, timestampMs } from '../../hubble/flow-types.js';
+import { healthService } from '../../hubble/health.js';
 import { fieldsAt, hubbleProtos } from '../../hubble/protos.js';
 import { listenAddress } from '../../runtime/metrics-server.js';
 import type { Logger } from '../../runtime/log.js';
-import { FlowsQueryError, readFlows } from './flows-reader.js';
+import { FlowsQueryError, readFlowsWithHistory } from './flows-reader.js';
 import type { HubbleObserver } from './observer.js';
+import { type ChangeNotification, selfPeer, serveNotify } from './peer.js';
 
-/** The service name `hubble status` checks health for (upstream v1.ObserverServiceName). */
-export const OBSERVER_HEALTH_SERVICE = 'hubble.server.Observer';
+export { OBSERVER_HEALTH_SERVICE } from '../../hubble/health.js';
 
 interface GetFlowsRequest {
   number: string;
@@ -57,7 +58,13 @@ function count(text: string): number {
 /** Writes honouring flow control; false once the client is gone. */
 async function send<T>(call: ServerWritableStream<unknown, T>, msg: T): Promise<boolean> {
   if (call.cancelled) return false;
-  if (!call.write(msg)) await Promise.race([once(call, 'drain'), once(call, 'cancelled')]);
+  if (!call.write(msg)) {
+    // The listener that did not fire goes too: a long stream waits for drain many times.
+    const done = new AbortController();
+    const waits = [once(call, 'drain', { signal: done.signal }), once(call, 'cancelled', { signal: done.signal })].map((p) => p.catch(() => undefined));
+    await Promise.race(waits);
+    done.abort();
+  }
   return !call.cancelled;
 }
 
@@ -83,7 +90,7 @@ export class HubbleServer {
     const server = new Server();
     server.addService(protos.observer, this.observerService());
     server.addService(protos.peer, this.peerService());
-    server.addService(protos.health, this.healthService());
+    server.addService(protos.health, healthService(() => 'SERVING'));
     const bind = (address: string) =>
       new Promise<number>((resolve, reject) => {
         server.bindAsync(address, ServerCredentials.createInsecure(), (err, port) => (err ? reject(new Error(`hubble server on ${address}: ${err.message}`, { cause: err })) : resolve(port)));
@@ -179,7 +186,7 @@ export class HubbleServer {
       ...(req.since ? { sinceMs: timestampMs(req.since) } : {}),
       ...(req.until ? { untilMs: timestampMs(req.until) } : {}),
     };
-    for await (const ev of readFlows(this.observer.ring, query, ac.signal)) {
+    for await (const ev of readFlowsWithHistory(this.observer.ring, this.observer.history, query, ac.signal)) {
       if (!(await send(call, this.response(ev, nodeName, mask)))) return;
     }
     call.end();
@@ -198,26 +205,7 @@ export class HubbleServer {
 
   private peerService(): UntypedServiceImplementation {
     return {
-      Notify: (call: ServerWritableStream<unknown, unknown>) => {
-        // This node is the only peer a node's own server knows; the stream stays open as upstream's.
-        call.write({ name: this.observer.nodeName, address: this.observer.opts.nodeAddress, type: 'PEER_ADDED', tls: null });
-        call.on('cancelled', () => call.end());
-      },
-    };
-  }
-
-  private healthService(): UntypedServiceImplementation {
-    const statusOf = (service: string) => (service === '' || service === OBSERVER_HEALTH_SERVICE ? 'SERVING' : undefined);
-    return {
-      Check: (call: ServerUnaryCall<{ service: string }, unknown>, done: sendUnaryData<unknown>) => {
-        const s = statusOf(call.request.service);
-        if (s === undefined) done({ code: status.NOT_FOUND, details: `unknown service ${JSON.stringify(call.request.service)}` });
-        else done(null, { status: s });
-      },
-      Watch: (call: ServerWritableStream<{ service: string }, unknown>) => {
-        call.write({ status: statusOf(call.request.service) ?? 'SERVICE_UNKNOWN' });
-        call.on('cancelled', () => call.end());
-      },
+      Notify: (call: ServerWritableStream<unknown, ChangeNotification>) => serveNotify(call, this.observer.opts.peers ?? selfPeer(this.observer.nodeName, this.observer.opts.nodeAddress)),
     };
   }
 }

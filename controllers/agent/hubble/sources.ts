@@ -24,6 +24,8 @@ const CEP_IPV4_INDEX = 'hubble-ipv4';
 export function agentObserverSources(parts: AgentParts): ObserverSources {
   const ceps = parts.ciliumEndpoints.store;
   ceps.addIndex(CEP_IPV4_INDEX, (cep) => (cep.status?.networking?.addressing ?? []).flatMap((a) => (a.ipv4 ? [a.ipv4] : [])));
+  const policies = new Map<number, Policy>();
+  let policiesRevision = -1;
   const local = (id: number): LocalEndpointInfo | undefined => {
     const ep = parts.endpoints.get(id);
     if (ep === undefined) return undefined;
@@ -56,10 +58,20 @@ export function agentObserverSources(parts: AgentParts): ObserverSources {
       return { namespace: cep.metadata.namespace ?? '', podName: cep.metadata.name ?? '', ...(identity !== undefined ? { identity } : {}) };
     },
     policyOfCookie(cookie): Policy | undefined {
+      // One object per cookie and revision: flows decided by the same rule share it.
+      const revision = parts.repo.revision;
+      if (revision !== policiesRevision) {
+        policies.clear();
+        policiesRevision = revision;
+      }
+      const cached = policies.get(cookie);
+      if (cached !== undefined) return cached;
       const rule = parts.repo.ruleOfCookie(cookie);
       if (rule === undefined) return undefined;
       const { kind, namespace, name } = rule.policy;
-      return { kind, namespace, name, labels: [...rule.labels.strings], revision: String(parts.repo.revision) };
+      const policy = { kind, namespace, name, labels: [...rule.labels.strings], revision: String(revision) };
+      policies.set(cookie, policy);
+      return policy;
     },
   };
 }

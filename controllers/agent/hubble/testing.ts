@@ -1,7 +1,8 @@
-// Fixtures for the observer's unit tests: sources of one node with one local endpoint, events.
+// Fixtures for the observer's unit tests: sources of one node with one local endpoint, events, settings.
 import type { DatapathEvent, DropEvent, PacketSummary } from '../../../datapath/types.js';
 import type { Policy } from '../../hubble/flow-types.js';
 import type { LocalEndpointInfo, ObserverSources } from './enrich.js';
+import type { HubbleSettings } from './options.js';
 
 export const SERVER_IP = '10.0.0.2';
 export const CLIENT_IP = '10.0.1.5';
@@ -46,4 +47,24 @@ export function policyDrop(dstPort = 8080): DropEvent {
 
 export function traceNew(dstPort = 8080): DatapathEvent {
   return { type: 'trace', endpointId: SERVER.id, srcIdentity: 5000, dstIdentity: 4242, observationPoint: 0, ctState: 1, packet: tcpPacket(0x02, dstPort) };
+}
+
+/** Observer settings for unit tests: no TCP, no metrics, no history unless given. */
+export function testSettings(over: Partial<HubbleSettings> = {}): HubbleSettings {
+  return { enabled: true, socketPath: '/nonexistent/hubble.sock', listenAddress: '', capacity: 63, queueSize: 16, metricsServer: '', metrics: '', ...over };
+}
+
+/** Events of a busy node: drops to 8000..8006 on every third, traces to 8080 otherwise, ephemeral source ports. */
+export function mixedEvent(i: number): DatapathEvent {
+  const ev = i % 3 === 0 ? policyDrop(8000 + (i % 7)) : traceNew(8080);
+  return { ...ev, packet: { ...ev.packet, srcPort: 32768 + ((i * 7919) % 28000) } };
+}
+
+/** An event source with no events that ends when `signal` aborts: the observer only serves. */
+export function idleEvents(signal: AbortSignal): AsyncIterable<DatapathEvent> {
+  const done = new Promise<IteratorResult<DatapathEvent>>((resolve) => {
+    if (signal.aborted) resolve({ done: true, value: undefined });
+    signal.addEventListener('abort', () => resolve({ done: true, value: undefined }), { once: true });
+  });
+  return { [Symbol.asyncIterator]: () => ({ next: () => done }) };
 }

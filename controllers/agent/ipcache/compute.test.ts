@@ -45,6 +45,18 @@ describe('computeIPCache', function () {
     expect([IDENTITY_HOST, IDENTITY_HEALTH, IDENTITY_REMOTE_NODE]).to.deep.equal([1, 4, 6]);
   });
 
+  it('maps every address of the node\'s devices to host, keeping its health address health', function () {
+    const { rows } = computeIPCache({ nodeName: 'n1', nodes: [own, other], endpoints: [], localAddresses: ['172.30.0.11', '10.0.1.1', '10.0.1.2', 'fd00::1'] });
+    expect(rows.local).to.deep.equal([
+      { prefix: '10.0.1.1/32', identity: IDENTITY_HOST },
+      { prefix: '10.0.1.2/32', identity: IDENTITY_HEALTH },
+      { prefix: '172.30.0.11/32', identity: IDENTITY_HOST },
+      { prefix: '192.168.0.1/32', identity: IDENTITY_HOST },
+    ]);
+    const early = computeIPCache({ nodeName: 'n1', nodes: [], endpoints: [], localAddresses: ['172.30.0.11'] }).rows.local;
+    expect(early, 'before its CiliumNode exists').to.deep.equal([{ prefix: '172.30.0.11/32', identity: IDENTITY_HOST }]);
+  });
+
   it('gives pods their identity, tunnelled to their node unless they are local', function () {
     const { rows } = computeIPCache({
       nodeName: 'n1',

@@ -1,9 +1,10 @@
-// What the ipcache should hold, computed from what the cluster says: every CiliumNode's addresses
-// (this node's as host, the others' as remote-node), every node's health address, every
-// CiliumEndpoint's address with its identity and, for pods behind another node, that node's address
-// as tunnel endpoint (upstream pkg/node/manager and the CEP watcher feeding pkg/ipcache). Pure, so
-// the loop can recompute it from scratch on every change and compare. The `cidr` source is not
-// here: the policy loop alone writes it, ordered around its endpoint regenerations.
+// What the ipcache should hold, computed from what the cluster and the node say: this node's
+// addresses (its devices' and its CiliumNode's) as host, the other CiliumNodes' as remote-node,
+// every node's health address, every CiliumEndpoint's address with its identity and, for pods
+// behind another node, that node's address as tunnel endpoint (upstream pkg/node/manager and the
+// CEP watcher feeding pkg/ipcache). Pure, so the loop can recompute it from scratch on every change
+// and compare. The `cidr` source is not here: the policy loop alone writes it, ordered around its
+// endpoint regenerations.
 import { isIPv4 } from 'node:net';
 import type { CiliumEndpoint, CiliumNode } from '../../../crds/gen/index.js';
 import { IPCACHE_SOURCE_PRECEDENCE, type IPCacheEntry, type IPCacheSource } from '../../../datapath/types.js';
@@ -34,6 +35,8 @@ export interface IPCacheInputs {
   nodes: readonly CiliumNode[];
   endpoints: readonly CiliumEndpoint[];
   localEndpoints?: readonly LocalEndpointAddress[];
+  /** Every address of this node's devices (cilium_host's router IP among them): host, as upstream. */
+  localAddresses?: readonly string[];
 }
 
 /** A field of an object that could not become a row; the object's other rows still count. */
@@ -110,8 +113,9 @@ function objectName(obj: KubeObject): string {
 }
 
 /**
- * The rows per source: `local` this node's addresses (host) and health address, `node` the other
- * nodes' (remote-node, health), `endpoint` pods of every node. World needs no row: the datapath resolves what no row covers to world (2).
+ * The rows per source: `local` this node's addresses (its CiliumNode's and its devices': host) and
+ * health address, `node` the other nodes' (remote-node, health), `endpoint` pods of every node.
+ * World needs no row: the datapath resolves what no row covers to world (2).
  */
 export function computeIPCache(inputs: IPCacheInputs): IPCacheRows {
   const problems: IPCacheProblem[] = [];
@@ -120,6 +124,7 @@ export function computeIPCache(inputs: IPCacheInputs): IPCacheRows {
   const nodes = [...inputs.nodes].sort((a, b) => (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''));
   const ownNode = nodes.find((n) => n.metadata.name === inputs.nodeName);
   if (ownNode !== undefined) nodeRows(ownNode, true, local, problems);
+  for (const ip of inputs.localAddresses ?? []) if (isIPv4(ip)) local.add({ prefix: `${ip}/32`, identity: IDENTITY_HOST });
   for (const n of nodes) if (n !== ownNode) nodeRows(n, false, remote, problems);
 
   const ownIP = ownNode === undefined ? undefined : nodeIP(ownNode);

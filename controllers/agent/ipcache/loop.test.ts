@@ -4,42 +4,14 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import type { CiliumEndpoint, CiliumNode } from '../../../crds/gen/index.js';
 import type { IPCacheEntry, IPCacheSource, SyncResult } from '../../../datapath/types.js';
-import type { ApiClient, RequestOptions, WatchEvent } from '../../runtime/apiclient.js';
 import { EventRecorder } from '../../runtime/events.js';
 import { newLogger } from '../../runtime/log.js';
 import { pollUntil } from '../../../test/envtest/poll.js';
+import { loopsUnderTest, MemoryApi } from '../testing.js';
 import { IPCacheLoop } from './loop.js';
 import { ciliumEndpointResource, ciliumNodeResource, InvalidObjectReporter, REASON_INVALID } from './resources.js';
 
 const log = newLogger('ipcache-loop-test', 'error');
-
-/** Lists what `items` holds per collection, streams what `push` sends, records POSTed events. */
-class MemoryApi implements ApiClient {
-  readonly posted: Record<string, unknown>[] = [];
-  private readonly watchers = new Map<string, (e: WatchEvent) => void>();
-  constructor(private readonly items: Record<string, unknown[]>) {}
-
-  request<T>(method: string, apiPath: string, opts?: RequestOptions): Promise<T> {
-    if (method === 'POST') {
-      this.posted.push(opts?.body as Record<string, unknown>);
-      return Promise.resolve({} as T);
-    }
-    const plural = new URL(apiPath, 'http://x').pathname.split('/').at(-1) as string;
-    return Promise.resolve({ metadata: { resourceVersion: '1' }, items: this.items[plural] ?? [] } as T);
-  }
-
-  watch(apiPath: string, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
-    const plural = new URL(apiPath, 'http://x').pathname.split('/').at(-1) as string;
-    this.watchers.set(plural, onEvent);
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-  }
-
-  push(plural: string, event: WatchEvent): void {
-    const w = this.watchers.get(plural);
-    if (w === undefined) throw new Error(`no watch on ${plural}`);
-    w(event);
-  }
-}
 
 class RecordingDatapath {
   readonly calls: [IPCacheSource, IPCacheEntry[]][] = [];
@@ -68,19 +40,7 @@ function cep(name: string, ipv4: string, id: unknown, rv = '1'): CiliumEndpoint 
 }
 
 describe('IPCacheLoop', function () {
-  let stop: AbortController;
-  let running: Promise<void>[];
-  let resources: { stop(): Promise<void> }[];
-  beforeEach(function () {
-    stop = new AbortController();
-    running = [];
-    resources = [];
-  });
-  afterEach(async function () {
-    stop.abort();
-    await Promise.all(running);
-    await Promise.all(resources.map((r) => r.stop()));
-  });
+  const loops = loopsUnderTest();
 
   function startLoop(api: MemoryApi, dp: RecordingDatapath) {
     const events = new EventRecorder({ client: api, component: 'cilium-agent', logger: log });
@@ -91,8 +51,8 @@ describe('IPCacheLoop', function () {
     const loop = new IPCacheLoop({ nodeName: 'n1', datapath: dp, nodes, endpoints, reporter, registry, logger: log });
     nodes.start();
     endpoints.start();
-    resources.push(nodes, endpoints);
-    running.push(loop.start(stop.signal));
+    loops.own(nodes); loops.own(endpoints);
+    loops.run(loop.start(loops.signal));
     return { loop, registry };
   }
 
@@ -106,7 +66,7 @@ describe('IPCacheLoop', function () {
     expect(dp.calls[0]?.[1]).to.deep.equal([{ prefix: '192.168.0.1/32', identity: 1 }]);
     expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
 
-    api.push('ciliumendpoints', { type: 'MODIFIED', object: cep('a', '10.0.2.10', 2000, '2') as unknown as Record<string, unknown> });
+    await api.push('ciliumendpoints', 'MODIFIED', cep('a', '10.0.2.10', 2000, '2'));
     await pollUntil('endpoint source resynced', () => dp.calls.length === 4, 5000);
     expect(dp.calls[3]).to.deep.equal(['endpoint', [{ prefix: '10.0.2.10/32', identity: 2000 }]]);
 
@@ -140,13 +100,13 @@ describe('IPCacheLoop', function () {
     const dp = new RecordingDatapath();
     const { loop } = startLoop(api, dp);
     await pollUntil('first sync', () => dp.calls.length === 3, 5000);
-    api.push('ciliumendpoints', { type: 'MODIFIED', object: cep('a', '10.0.2.10', 'x', '2') as unknown as Record<string, unknown> });
+    await api.push('ciliumendpoints', 'MODIFIED', cep('a', '10.0.2.10', 'x', '2'));
     await pollUntil('the Warning event', () => api.posted.length === 1, 5000);
     loop.refresh();
     await new Promise((r) => setTimeout(r, 100));
     expect(dp.calls, 'the endpoint row stays as it was').to.have.length(3);
     expect(dp.calls[2]?.[1]).to.deep.equal([{ prefix: '10.0.2.10/32', identity: 1000 }]);
-    api.push('ciliumendpoints', { type: 'DELETED', object: cep('a', '10.0.2.10', 'x', '3') as unknown as Record<string, unknown> });
+    await api.push('ciliumendpoints', 'DELETED', cep('a', '10.0.2.10', 'x', '3'));
     await pollUntil('the row removed on delete', () => dp.calls.length === 4, 5000);
     expect(dp.calls[3]).to.deep.equal(['endpoint', []]);
   });

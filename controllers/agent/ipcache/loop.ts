@@ -44,6 +44,8 @@ export interface IPCacheLoopOptions {
   endpoints: Resource<CiliumEndpoint>;
   /** This node's endpoints as the endpoint manager holds them; call `refresh()` when they change. */
   localEndpoints?: () => readonly LocalEndpointAddress[];
+  /** This node's device addresses, read on every recompute; call `refresh()` after adding one. */
+  localAddresses?: () => readonly string[];
   /** Reports fields that could not become rows (e.g. a malformed address) as Warning events. */
   reporter?: InvalidObjectReporter;
   registry?: Registry;
@@ -73,7 +75,7 @@ export class IPCacheLoop {
     this.controller.watch(opts.nodes, key).watch(opts.endpoints, key);
   }
 
-  /** Recomputes soon: for inputs that are not watches (local endpoints). */
+  /** Recomputes soon: for inputs that are not watches (local endpoints and addresses). */
   refresh(): void {
     this.controller.enqueue(KEY);
   }
@@ -90,6 +92,7 @@ export class IPCacheLoop {
       nodes: this.opts.nodes.store.list(),
       endpoints: this.opts.endpoints.store.list(),
       localEndpoints: this.opts.localEndpoints?.(),
+      localAddresses: this.opts.localAddresses?.(),
     });
     for (const p of problems) this.reporter.report(p.object, [{ path: p.path, message: p.message }]);
     const failures: string[] = [];

@@ -5,7 +5,6 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import type { CiliumIdentity, CiliumNetworkPolicy } from '../../../crds/gen/index.js';
 import type { IPCacheEntry } from '../../../datapath/types.js';
-import type { ApiClient, RequestOptions, WatchEvent } from '../../runtime/apiclient.js';
 import { EventRecorder } from '../../runtime/events.js';
 import { newLogger } from '../../runtime/log.js';
 import { seriesValue } from '../../runtime/metrics.js';
@@ -13,38 +12,12 @@ import { pollUntil } from '../../../test/envtest/poll.js';
 import type { EndpointRecord } from '../endpoint/endpoint.js';
 import { PolicyComputeError, type ComputedPolicy, type EndpointPolicySource } from '../endpoint/manager.js';
 import { endpointRecord } from '../endpoint/testing.js';
+import { MemoryApi } from '../testing.js';
 import type { NamedPort } from './index.js';
 import { ciliumEndpointNamedPorts, PolicyLoop, REASON_POLICY_INVALID, type PolicyEndpoints } from './loop.js';
 import { policyResourceList, policyResources } from './loop-resources.js';
 
 const log = newLogger('policy-loop-unit', 'error');
-
-/** Collections by plural: lists serve `objects`, watches get what `emit` sends; POSTs (events) are kept. */
-class InMemoryApi implements ApiClient {
-  readonly events: { reason: string; message: string }[] = [];
-  private readonly streams = new Map<string, (e: WatchEvent) => void>();
-  constructor(private readonly objects: Record<string, unknown[]> = {}) {}
-
-  private static plural(apiPath: string): string {
-    return new URL(apiPath, 'http://api').pathname.split('/').pop() ?? '';
-  }
-
-  request<T>(method: string, apiPath: string, opts?: RequestOptions): Promise<T> {
-    if (method === 'POST') this.events.push(opts?.body as { reason: string; message: string });
-    const items = this.objects[InMemoryApi.plural(apiPath)] ?? [];
-    return Promise.resolve((method === 'GET' ? { metadata: { resourceVersion: '1' }, items } : {}) as T);
-  }
-
-  watch(apiPath: string, onEvent: (event: WatchEvent) => void, signal: AbortSignal): Promise<void> {
-    this.streams.set(InMemoryApi.plural(apiPath), onEvent);
-    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
-  }
-
-  async emit(plural: string, type: WatchEvent['type'], object: object): Promise<void> {
-    await pollUntil(`a watch on ${plural}`, () => this.streams.has(plural), 2_000);
-    this.streams.get(plural)?.({ type, object: object as Record<string, unknown> });
-  }
-}
 
 /** Endpoints that regenerate by computing their policy; `failures` makes the next ones throw. */
 class RecordingEndpoints implements PolicyEndpoints {
@@ -92,7 +65,7 @@ const webFromClient = (port: string, endPort?: number) =>
   });
 
 describe('PolicyLoop', () => {
-  let api: InMemoryApi;
+  let api: MemoryApi;
   let endpoints: RecordingEndpoints;
   let loop: PolicyLoop;
   let registry: Registry;
@@ -104,7 +77,7 @@ describe('PolicyLoop', () => {
   let namedPorts: NamedPort[];
 
   beforeEach(async () => {
-    api = new InMemoryApi({ ciliumidentities: [identity(1001, 'web'), identity(1002, 'db'), identity(1003, 'client')] });
+    api = new MemoryApi({ ciliumidentities: [identity(1001, 'web'), identity(1002, 'db'), identity(1003, 'client')] });
     endpoints = new RecordingEndpoints([
       endpointRecord(1, { identity: 1001, identityLabels: labelsOf('web') }),
       endpointRecord(2, { identity: 1002, identityLabels: labelsOf('db') }),
@@ -152,34 +125,34 @@ describe('PolicyLoop', () => {
   const ingressOf = (id: number) => (endpoints.policies.get(id)?.entries ?? []).filter((e) => e.direction === 'ingress').map((e) => `${e.identity}/${e.protocol}/${e.port}`);
 
   it('recomputes only the endpoints a policy selects, and again when an identity joins its peers', async () => {
-    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await api.push('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('web regenerated', () => endpoints.journal.includes('regenerate 1'));
     expect(endpoints.journal).to.deep.equal(['regenerate 1']);
     expect(ingressOf(1)).to.have.members(['1003/6/80', '1/0/0']);
     expect(endpoints.policies.get(1)?.enforcement).to.deep.equal({ ingress: true, egress: false });
 
     endpoints.journal.length = 0;
-    await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
+    await api.push('ciliumidentities', 'ADDED', identity(1004, 'client'));
     await settled('web regenerated for the new peer', () => endpoints.journal.includes('regenerate 1'));
     expect(endpoints.journal).to.deep.equal(['regenerate 1']);
     expect(ingressOf(1)).to.include('1004/6/80');
 
     endpoints.journal.length = 0;
-    await api.emit('ciliumidentities', 'DELETED', identity(1004, 'client'));
+    await api.push('ciliumidentities', 'DELETED', identity(1004, 'client'));
     await settled('web regenerated without the peer', () => endpoints.journal.includes('regenerate 1'));
     expect(ingressOf(1)).to.not.include('1004/6/80');
     expect(await seriesValue(registry, 'cilium_policy_implementation_delay', { source: 'k8s' }, 'cilium_policy_implementation_delay_count')).to.equal(1);
   });
 
   it('refuses an invalid version with a Warning naming the field and keeps the previous version', async () => {
-    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await api.push('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('version 1 enforced', () => endpoints.journal.includes('regenerate 1'));
     endpoints.journal.length = 0;
 
-    await api.emit('ciliumnetworkpolicies', 'MODIFIED', webFromClient('8080', 70));
-    await pollUntil('the Warning event', () => api.events.length > 0, 3_000);
-    expect(api.events.map((e) => e.reason)).to.deep.equal([REASON_POLICY_INVALID]);
-    expect(api.events[0]?.message).to.match(/^CiliumNetworkPolicy default\/p refused, its previous version stays in force: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.endPort: /);
+    await api.push('ciliumnetworkpolicies', 'MODIFIED', webFromClient('8080', 70));
+    await pollUntil('the Warning event', () => api.posted.length > 0, 3_000);
+    expect(api.posted.map((e) => e.reason)).to.deep.equal([REASON_POLICY_INVALID]);
+    expect(api.posted[0]?.message).to.match(/^CiliumNetworkPolicy default\/p refused, its previous version stays in force: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.endPort: /);
     expect(endpoints.journal, 'nothing regenerated').to.deep.equal([]);
     const kept = loop.repo.get({ kind: 'CiliumNetworkPolicy', namespace: NS, name: 'p' });
     expect(kept?.rules[0]?.sections[0]?.ports).to.deep.equal([{ protocol: 6, port: 80 }]);
@@ -188,20 +161,20 @@ describe('PolicyLoop', () => {
 
   it('puts CIDR identities into the ipcache before any endpoint uses them and removes them after', async () => {
     const cidr = policy('20', { endpointSelector: { matchLabels: { app: 'db' } }, egress: [{ toCIDR: ['192.0.2.0/24'] }] });
-    await api.emit('ciliumnetworkpolicies', 'ADDED', cidr);
+    await api.push('ciliumnetworkpolicies', 'ADDED', cidr);
     await settled('db regenerated', () => endpoints.journal.includes('regenerate 2'));
     expect(endpoints.journal).to.deep.equal(['ipcache 192.0.2.0/24', 'regenerate 2']);
     const cidrId = ipcache[0]?.[0]?.identity as number;
     expect((endpoints.policies.get(2)?.entries ?? []).some((e) => e.direction === 'egress' && e.identity === cidrId)).to.equal(true);
 
     endpoints.journal.length = 0;
-    await api.emit('ciliumnetworkpolicies', 'DELETED', cidr);
+    await api.push('ciliumnetworkpolicies', 'DELETED', cidr);
     await settled('db regenerated, rows gone', () => endpoints.journal.length === 2);
     expect(endpoints.journal).to.deep.equal(['regenerate 2', 'ipcache ']);
   });
 
   it('takes Kubernetes NetworkPolicies too', async () => {
-    await api.emit('networkpolicies', 'ADDED', {
+    await api.push('networkpolicies', 'ADDED', {
       apiVersion: 'networking.k8s.io/v1',
       kind: 'NetworkPolicy',
       metadata: { name: 'knp', namespace: NS, uid: 'uid-knp', resourceVersion: '30' },
@@ -213,12 +186,12 @@ describe('PolicyLoop', () => {
   });
 
   it('reports per policy uid the generation it took in, and why it is not (fully) enforced', async () => {
-    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await api.push('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('version 10 realized', () => loop.realized().size === 1);
     expect([...loop.realized()]).to.deep.equal([['uid-p', { generation: 10 }]]);
     expect(reports).to.deep.equal([undefined]);
 
-    await api.emit('ciliumnetworkpolicies', 'MODIFIED', webFromClient('8080', 70));
+    await api.push('ciliumnetworkpolicies', 'MODIFIED', webFromClient('8080', 70));
     await settled('version 11 refused', () => loop.realized().get('uid-p')?.generation === 11);
     expect(loop.realized().get('uid-p')?.error).to.match(/^CiliumNetworkPolicy default\/p refused, its previous version stays in force: spec\.ingress\[0\]\.toPorts\[0\]\.ports\[0\]\.endPort/);
 
@@ -226,36 +199,36 @@ describe('PolicyLoop', () => {
       endpointSelector: { matchLabels: { app: 'web' } },
       ingress: [{ toPorts: [{ ports: [{ port: '80', protocol: 'TCP' }], rules: { http: [{ method: 'GET' }] } }] }],
     });
-    await api.emit('ciliumnetworkpolicies', 'MODIFIED', l7);
+    await api.push('ciliumnetworkpolicies', 'MODIFIED', l7);
     await settled('version 12 realized in part', () => loop.realized().get('uid-p')?.generation === 12);
     expect(loop.realized().get('uid-p')?.error).to.equal('not enforced (opens nothing): spec.ingress[0].toPorts[0].rules: L7 rules (HTTP/DNS/Kafka/TLS/listener) are not enforced; these ports are not opened');
 
     endpoints.failures = 1;
-    await api.emit('ciliumnetworkpolicies', 'MODIFIED', policy('13', { endpointSelector: { matchLabels: { app: 'web' } }, ingress: [{}] }));
+    await api.push('ciliumnetworkpolicies', 'MODIFIED', policy('13', { endpointSelector: { matchLabels: { app: 'web' } }, ingress: [{}] }));
     await settled('version 13 regenerated after a failure', () => endpoints.journal.filter((j) => j === 'regenerate 1').length >= 3);
     expect(reports.at(-2), 'the failure reported').to.match(/^policy: 1 of 1 endpoint regenerations failed/);
     expect([...loop.realized()], 'the retry clearing it').to.deep.equal([['uid-p', { generation: 13 }]]);
 
-    await api.emit('ciliumnetworkpolicies', 'DELETED', policy('13', {}));
+    await api.push('ciliumnetworkpolicies', 'DELETED', policy('13', {}));
     await settled('the report emptied', () => loop.realized().size === 0);
   });
 
   it('retries a failed regeneration until it succeeds', async () => {
     endpoints.failures = 1;
-    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await api.push('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('web regenerated after a failure', () => endpoints.journal.includes('regenerate 1'));
     expect(endpoints.journal).to.deep.equal(['fail 1', 'regenerate 1']);
   });
 
   it('denies everything when a policy cannot be computed, and says so in the report until it can', async () => {
-    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await api.push('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('version 10 realized', () => loop.realized().get('uid-p')?.generation === 10 && endpoints.journal.includes('regenerate 1'));
     const rulesSelecting = loop.repo.rulesSelecting.bind(loop.repo);
     loop.repo.rulesSelecting = () => {
       throw new Error('selector cache corrupt');
     };
     endpoints.journal.length = 0;
-    await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
+    await api.push('ciliumidentities', 'ADDED', identity(1004, 'client'));
     await settled('the failure reported', () => loop.realized().get('uid-p')?.error !== undefined);
     expect(endpoints.policies.get(1), 'fail closed').to.deep.equal({ entries: [], enforcement: { ingress: true, egress: true }, error: 'selector cache corrupt' });
     expect(loop.realized().get('uid-p')?.error).to.equal('endpoint 1: policy could not be computed, all its traffic is denied: selector cache corrupt');
@@ -268,12 +241,12 @@ describe('PolicyLoop', () => {
   });
 
   it('forgets a failed endpoint once it is deleted', async () => {
-    await api.emit('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
+    await api.push('ciliumnetworkpolicies', 'ADDED', webFromClient('80'));
     await settled('version 10 realized', () => loop.realized().get('uid-p')?.generation === 10 && endpoints.journal.includes('regenerate 1'));
     loop.repo.rulesSelecting = () => {
       throw new Error('selector cache corrupt');
     };
-    await api.emit('ciliumidentities', 'ADDED', identity(1004, 'client'));
+    await api.push('ciliumidentities', 'ADDED', identity(1004, 'client'));
     await settled('the failure reported', () => loop.realized().get('uid-p')?.error !== undefined);
     endpoints.records.splice(0, 1);
     loop.endpointsChanged();
@@ -283,7 +256,7 @@ describe('PolicyLoop', () => {
   it('regenerates the endpoints whose egress names a port when the cluster named ports change', async () => {
     namedPorts = [{ name: 'http', port: 8080, protocol: 6 }];
     const egressOf = (id: number) => (endpoints.policies.get(id)?.entries ?? []).filter((e) => e.direction === 'egress').map((e) => `${e.identity}/${e.protocol}/${e.port}`);
-    await api.emit(
+    await api.push(
       'ciliumnetworkpolicies',
       'ADDED',
       policy('40', { endpointSelector: { matchLabels: { app: 'db' } }, egress: [{ toEndpoints: [{ matchLabels: { app: 'web' } }], toPorts: [{ ports: [{ port: 'http', protocol: 'TCP' }] }] }] }),

@@ -180,6 +180,19 @@ describe('policy engine', function () {
       // allow-localhost=policy: the node is only let in by policy.
       expect(verdicts(repo, ECHO, { host: tcp(id(HOST), 80) }, { allowLocalhost: false })).to.deep.equal({ host: false });
     });
+
+    it('allow-localhost lets this node (host) in under default deny, not other nodes, and yields to a deny of the host', function () {
+      const repo = newRepo();
+      repo.upsert(cnp('all-ingress-deny', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingress: [{}] }));
+      // Kubelet probes come from this node: host (1); another node is remote-node (6), a policy matter.
+      expect(verdicts(repo, ECHO, { probe: tcp(id(HOST), 8080), otherNode: tcp(id(REMOTE_NODE), 8080), health: tcp(id(HEALTH), 8080) })).to.deep.equal({ probe: true, otherNode: false, health: false });
+      expect(resolvePolicy(repo, { identity: ECHO }).entries).to.deep.include({ identity: HOST, direction: 'ingress', protocol: 0, port: 0, deny: false });
+      // Upstream inserts the localhost allow deny-preferred: an explicit deny of the host still wins.
+      repo.upsert(cnp('deny-host', { endpointSelector: { matchLabels: { kind: 'echo' } }, ingressDeny: [{ fromEntities: ['host'] }] }));
+      expect(verdicts(repo, ECHO, { probe: tcp(id(HOST), 8080) })).to.deep.equal({ probe: false });
+      // No ingress enforcement: nothing to add, every peer is allowed anyway.
+      expect(resolvePolicy(newRepo(), { identity: ECHO }).entries).to.deep.equal([]);
+    });
   });
 
   describe('selectors', function () {

@@ -190,6 +190,9 @@ describe('AgentDaemon (real apiserver, real datapath)', function () {
   });
 
   it('cmd/cilium-agent serves /healthz and exits 0 on SIGTERM, leaving the pins', async () => {
+    // The entry point makes the node's networking (cilium_host, overlay, masquerade) once its node
+    // has a podCIDR: without one it stays out of this host's network namespace.
+    await client.request('PATCH', objectPath(ciliumNodes, node), { body: { spec: { ipam: { podCIDRs: null } } }, contentType: 'application/merge-patch+json' });
     const entry = path.join(path.dirname(new URL(import.meta.url).pathname), '../../../cmd/cilium-agent.ts');
     const child = spawn(process.execPath, ['--import', 'tsx', entry, ...agentArgs()], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CILIUM_TS_LOG_LEVEL: 'info' } });
     children.push(child);
@@ -224,6 +227,7 @@ describe('AgentDaemon (real apiserver, real datapath)', function () {
     const [code, signal] = await exited;
     expect({ code, signal }, output.slice(-2000)).to.deep.equal({ code: 0, signal: null });
     expect(logged('datapath closed; endpoints keep enforcing'), output.slice(-2000)).to.not.equal(undefined);
+    expect(logged('node networking set up'), 'no node networking without a podCIDR').to.equal(undefined);
     for (const pin of ['cilium_lxc', 'cilium_ipcache_v2', 'cilium_policy_maps']) expect(existsSync(path.join(pinDir as string, pin)), pin).to.equal(true);
   });
 });
