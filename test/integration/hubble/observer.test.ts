@@ -3,32 +3,21 @@
 // a client pod on node A to a server pod on node B under CiliumNetworkPolicies. GetFlows returns
 // the flows enriched (pods, identities, the policy that decided), and the upstream hubble CLI
 // (v1.20.2) reads them from our socket: `observe -o json` and `status`.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { type Client, credentials, type ServiceError, status } from '@grpc/grpc-js';
-import type { CiliumEndpoint } from '../../../crds/gen/index.js';
-import { HubbleObserver } from '../../../controllers/agent/hubble/observer.js';
-import { hubbleSettings, HUBBLE_OPTIONS } from '../../../controllers/agent/hubble/options.js';
-import { agentObserverSources } from '../../../controllers/agent/hubble/sources.js';
-import { ciliumEndpointResource } from '../../../controllers/agent/ipcache/resources.js';
-import { loadConfig } from '../../../controllers/config/options.js';
+import type { HubbleObserver } from '../../../controllers/agent/hubble/observer.js';
 import type { Flow } from '../../../controllers/hubble/flow-types.js';
 import { hubbleProtos } from '../../../controllers/hubble/protos.js';
-import { newLogger } from '../../../controllers/runtime/log.js';
-import type { Resource } from '../../../controllers/runtime/resource.js';
 import { defaultBinDir } from '../../../hack/controlplane/paths.js';
-import { ChildSet } from '../../datapath/children.js';
-import { PodAgent } from '../../datapath/pod-agent.js';
-import { E2ECluster, NODE_A, NODE_B, type PodHandle } from '../../e2e/harness.js';
+import { type E2ECluster, NODE_B, type PodHandle } from '../../e2e/harness.js';
 import { runWithExitCode } from '../../envtest/command.js';
 import { pollUntil } from '../../envtest/poll.js';
+import { AgentObserver, CONVERGE_MS, SERVER_PORT as PORT } from './agent-observer.js';
 
 const HUBBLE = path.join(defaultBinDir(), 'hubble-upstream');
-const PORT = 8080;
 const DENIED_PORT = 9090;
-const CONVERGE_MS = 15_000;
 
 function getFlows(client: Client, req: object): Promise<{ flow?: Flow }[]> {
   return new Promise((resolve, reject) => {
@@ -42,60 +31,26 @@ function getFlows(client: Client, req: object): Promise<{ flow?: Flow }[]> {
 
 describe('hubble observer on a real agent, read by the upstream hubble CLI', function () {
   this.timeout(120_000);
-  let cluster: E2ECluster | undefined;
-  let dir: string | undefined;
-  let ceps: Resource<CiliumEndpoint> | undefined;
+  const fixture = new AgentObserver();
+  let cluster: E2ECluster;
   let observer: HubbleObserver;
-  const stop = new AbortController();
-  let running: Promise<void> | undefined;
   let client: Client;
-  const children = new ChildSet();
-  const podAgents: PodAgent[] = [];
   let clientPod: PodHandle;
   let serverPod: PodHandle;
 
   before(async function () {
     this.timeout(90_000);
     if (!existsSync(HUBBLE)) throw new Error(`${HUBBLE} is missing: build it with \`bash hack/install-tools.sh all\``);
-    cluster = await E2ECluster.start();
-    dir = mkdtempSync(path.join(tmpdir(), 'hubble-it-'));
-    const daemon = cluster.agent(NODE_B);
-    // What the daemon wires: its options, its parts as sources, its datapath's events.
-    const settings = hubbleSettings({ ...loadConfig('cilium-agent', HUBBLE_OPTIONS, ['--enable-hubble=true', '--hubble-listen-address=127.0.0.1:0'], {}), 'state-dir': dir });
-    ceps = ciliumEndpointResource('hubble-ceps', { client: daemon.client, logger: newLogger('hubble-it', 'error') });
-    ceps.start();
-    await ceps.waitForSync();
-    const sources = agentObserverSources({
-      nodeName: NODE_B,
-      clusterName: 'default',
-      endpoints: daemon.endpoints,
-      pods: daemon.resources.pods,
-      repo: daemon.policy.repo,
-      ciliumEndpoints: ceps,
-    });
-    observer = new HubbleObserver({ settings, sources, events: (signal, onLost, max) => daemon.datapath.events(signal, onLost, max), nodeAddress: '192.0.2.12', version: 'cilium-ts test', logger: newLogger('hubble-it', 'error') });
-    running = observer.run(stop.signal);
-    await pollUntil('the hubble server', () => observer.server.tcpPort !== undefined, 10_000);
-    client = new (hubbleProtos().ObserverClient)(`unix://${settings.socketPath}`, credentials.createInsecure());
-
-    clientPod = await cluster.addPod(NODE_A, { name: 'client', labels: { app: 'client' } });
-    serverPod = await cluster.addPod(NODE_B, { name: 'server', labels: { app: 'server' } });
-    const serverAgent = await PodAgent.start(serverPod.net, serverPod.slot, children);
-    podAgents.push(serverAgent, await PodAgent.start(clientPod.net, clientPod.slot, children));
-    await serverAgent.listen(PORT);
-    await pollUntil('the client pod`s CiliumEndpoint on node B', () => ceps!.store.get(`${cluster!.namespace}/client`) !== undefined, CONVERGE_MS);
+    await fixture.start(['--enable-hubble=true', '--hubble-listen-address=127.0.0.1:0', '--hubble-metrics-server='], 'hubble-it');
+    cluster = fixture.cluster!;
+    ({ observer, clientPod, serverPod } = fixture);
+    client = new (hubbleProtos().ObserverClient)(`unix://${fixture.settings.socketPath}`, credentials.createInsecure());
   });
 
   after(async function () {
     this.timeout(60_000);
     client?.close();
-    stop.abort();
-    await running?.catch(() => undefined);
-    await Promise.all(podAgents.map((a) => a.stop()));
-    await children.killAll();
-    await ceps?.stop();
-    await cluster?.destroy();
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    await fixture.stop();
   });
 
   const flows = (pred: (f: Flow) => boolean) => {
@@ -107,23 +62,23 @@ describe('hubble observer on a real agent, read by the upstream hubble CLI', fun
     return out;
   };
   const toServer = (port: number) => (f: Flow) => f.IP.source === clientPod.ip && f.IP.destination === serverPod.ip && f.l4?.TCP?.destination_port === port;
-  const connect = (port: number, wait: number) => podAgents[1]!.canConnect(serverPod.ip, port, wait);
+  const connect = (port: number, wait: number) => fixture.client.canConnect(serverPod.ip, port, wait);
 
   it('real traffic and denying policies make enriched flows; the deciding policy is named', async () => {
-    const ns = cluster!.namespace;
+    const ns = cluster.namespace;
     expect(await connect(PORT, 5000), 'TCP without policy').to.equal(true);
     await pollUntil('the trace of the allowed connection', () => flows((f) => toServer(PORT)(f) && f.trace_reason === 'NEW').length > 0, CONVERGE_MS);
     const [trace] = flows((f) => toServer(PORT)(f) && f.trace_reason === 'NEW');
     expect(trace).to.deep.include({ verdict: 'FORWARDED', trace_observation_point: 'TO_ENDPOINT', traffic_direction: 'INGRESS', is_reply: { value: false }, node_name: NODE_B });
     expect(trace!.interface).to.deep.equal({ index: serverPod.endpoint.ifindex, name: serverPod.endpoint.ifname });
 
-    await cluster!.kubectlApply({
+    await cluster.kubectlApply({
       apiVersion: 'cilium.io/v2',
       kind: 'CiliumNetworkPolicy',
       metadata: { name: 'server-from-other', namespace: ns },
       spec: { endpointSelector: { matchLabels: { app: 'server' } }, ingress: [{ fromEndpoints: [{ matchLabels: { app: 'other' } }] }] },
     });
-    await cluster!.kubectlApply({
+    await cluster.kubectlApply({
       apiVersion: 'cilium.io/v2',
       kind: 'CiliumNetworkPolicy',
       metadata: { name: 'deny-client-9090', namespace: ns },
@@ -132,7 +87,7 @@ describe('hubble observer on a real agent, read by the upstream hubble CLI', fun
         ingressDeny: [{ fromEndpoints: [{ matchLabels: { app: 'client' } }], toPorts: [{ ports: [{ port: String(DENIED_PORT), protocol: 'TCP' }] }] }],
       },
     });
-    const daemon = cluster!.agent(NODE_B);
+    const daemon = cluster.agent(NODE_B);
     await pollUntil('both policies enforced on the server', () => (daemon.datapath.endpointPolicy(serverPod.endpoint.id).realized?.entries.some((e) => e.deny) ?? false), CONVERGE_MS);
     expect(await connect(PORT, 1500), 'TCP 8080 under from-other').to.equal(false);
     expect(await connect(DENIED_PORT, 1500), 'TCP 9090 under the deny').to.equal(false);
@@ -153,7 +108,7 @@ describe('hubble observer on a real agent, read by the upstream hubble CLI', fun
     expect(byDeny!.ingress_denied_by![0]).to.deep.include({ kind: 'CiliumNetworkPolicy', namespace: ns, name: 'deny-client-9090' });
 
     // An allow for the client on 8080: its policy verdict names the allowing policy.
-    await cluster!.kubectlApply({
+    await cluster.kubectlApply({
       apiVersion: 'cilium.io/v2',
       kind: 'CiliumNetworkPolicy',
       metadata: { name: 'allow-client-8080', namespace: ns },
@@ -172,7 +127,7 @@ describe('hubble observer on a real agent, read by the upstream hubble CLI', fun
 
   it('the upstream hubble CLI reads our flows (observe -o json, filters, status)', async () => {
     const server = ['--server', `unix://${observer.opts.settings.socketPath}`];
-    const obs = await runWithExitCode(HUBBLE, ['observe', ...server, '-o', 'json', '--last', '1000', '--verdict', 'DROPPED', '--to-pod', `${cluster!.namespace}/server`]);
+    const obs = await runWithExitCode(HUBBLE, ['observe', ...server, '-o', 'json', '--last', '1000', '--verdict', 'DROPPED', '--to-pod', `${cluster.namespace}/server`]);
     expect(obs.code, obs.stderr).to.equal(0);
     const lines = obs.stdout.trim().split('\n').map((l) => JSON.parse(l) as { flow: Record<string, unknown> & { IP: Record<string, string>; source: Record<string, unknown>; destination: Record<string, unknown> } });
     expect(lines.length).to.be.at.least(2);
@@ -180,7 +135,7 @@ describe('hubble observer on a real agent, read by the upstream hubble CLI', fun
     const policyDenied = lines.find((l) => l.flow.drop_reason_desc === 'POLICY_DENIED' && l.flow.IP.source === clientPod.ip);
     expect(policyDenied, obs.stdout).to.not.equal(undefined);
     expect(policyDenied!.flow.IP).to.deep.include({ source: clientPod.ip, destination: serverPod.ip, ipVersion: 'IPv4' });
-    expect(policyDenied!.flow.source).to.deep.include({ pod_name: 'client', namespace: cluster!.namespace });
+    expect(policyDenied!.flow.source).to.deep.include({ pod_name: 'client', namespace: cluster.namespace });
     expect(policyDenied!.flow.destination).to.deep.include({ pod_name: 'server', ID: serverPod.endpoint.id });
 
     const deny = await runWithExitCode(HUBBLE, ['observe', ...server, '-o', 'json', '--last', '10', '--drop-reason-desc', 'POLICY_DENY', '--port', String(DENIED_PORT)]);
@@ -189,9 +144,9 @@ describe('hubble observer on a real agent, read by the upstream hubble CLI', fun
     expect(denyFlows.length).to.be.at.least(1);
     expect(denyFlows.every((f) => f.ingress_denied_by[0]?.name === 'deny-client-9090')).to.equal(true);
 
-    const compact = await runWithExitCode(HUBBLE, ['observe', ...server, '--last', '3', '--from-pod', `${cluster!.namespace}/client`, '--verdict', 'DROPPED']);
+    const compact = await runWithExitCode(HUBBLE, ['observe', ...server, '--last', '3', '--from-pod', `${cluster.namespace}/client`, '--verdict', 'DROPPED']);
     expect(compact.code, compact.stderr).to.equal(0);
-    expect(compact.stdout).to.contain(`${cluster!.namespace}/client`).and.to.contain('DROPPED');
+    expect(compact.stdout).to.contain(`${cluster.namespace}/client`).and.to.contain('DROPPED');
 
     const st = await runWithExitCode(HUBBLE, ['status', ...server]);
     expect(st.code, st.stderr).to.equal(0);
