@@ -20,6 +20,13 @@ export interface ApiServerOptions {
   pki: Pki;
   detached: boolean;
   readyTimeoutMs: number;
+  /** Where else it is reached (a local cluster's node network); loopback only when unset. */
+  external?: ExternalServing;
+}
+
+export interface ExternalServing {
+  /** The address it advertises (the `kubernetes` Service's endpoint); also in the serving certificate. */
+  advertiseAddress: string;
 }
 
 export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerRecord> {
@@ -29,7 +36,9 @@ export async function startApiServer(opts: ApiServerOptions): Promise<ApiServerR
     `--etcd-cafile=${opts.pki.etcdCaCert}`,
     `--etcd-certfile=${opts.pki.etcdClientCert}`,
     `--etcd-keyfile=${opts.pki.etcdClientKey}`,
-    '--bind-address=127.0.0.1',
+    // Reached at loopback and at the advertised address (bound by the time nodes connect).
+    `--bind-address=${opts.external === undefined ? '127.0.0.1' : '0.0.0.0'}`,
+    ...(opts.external === undefined ? [] : [`--advertise-address=${opts.external.advertiseAddress}`]),
     `--secure-port=${opts.port}`,
     `--tls-cert-file=${opts.pki.servingCert}`,
     `--tls-private-key-file=${opts.pki.servingKey}`,

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
-import { startApiServer, type ApiServerRecord } from './apiserver.js';
+import { startApiServer, type ApiServerRecord, type ExternalServing } from './apiserver.js';
 import { assertBinaries, binaryPath } from './binaries.js';
 import { registerCleanup } from './cleanup.js';
 import { installCrds } from './crds.js';
@@ -34,6 +34,8 @@ export interface ControlPlaneOptions {
   // Processes outlive this one (the cluster command); otherwise they die with it.
   detached?: boolean;
   readyTimeoutMs?: number;
+  /** The apiserver is also served there (all addresses, certificate SAN); loopback only when unset. */
+  external?: ExternalServing;
 }
 
 // Everything needed to find and stop a control plane again, also from another process.
@@ -102,11 +104,12 @@ interface ServerOptions {
   pki: Pki;
   detached: boolean;
   readyTimeoutMs: number;
+  external: ExternalServing | undefined;
 }
 
 // Starts etcd and kube-apiserver into record, on fresh ports for each attempt that lost a port.
 async function startServers(record: ControlPlaneRecord, opts: ServerOptions): Promise<void> {
-  const { binDir, pki, detached, readyTimeoutMs } = opts;
+  const { binDir, pki, detached, readyTimeoutMs, external } = opts;
   for (let attempt = 1; ; attempt++) {
     const [etcdClientPort, etcdPeerPort, apiserverPort] = (await freePorts(3)) as [number, number, number];
     record.serverUrl = `https://127.0.0.1:${apiserverPort}`;
@@ -128,6 +131,7 @@ async function startServers(record: ControlPlaneRecord, opts: ServerOptions): Pr
         pki,
         detached,
         readyTimeoutMs,
+        ...(external === undefined ? {} : { external }),
       });
       return;
     } catch (err) {
@@ -168,9 +172,9 @@ export async function startControlPlane(opts: ControlPlaneOptions = {}): Promise
     stopNow: () => stopControlPlaneNow(record),
   });
   try {
-    const pki = await generatePki(workDir);
+    const pki = await generatePki(workDir, opts.external === undefined ? [] : [opts.external.advertiseAddress]);
     record.pki = pki;
-    await startServers(record, { binDir, pki, detached, readyTimeoutMs });
+    await startServers(record, { binDir, pki, detached, readyTimeoutMs, external: opts.external });
     await writeKubeconfig(record.kubeconfigPath, record.serverUrl, pki);
     const kubeConfig = loadKubeConfig(record.kubeconfigPath);
     record.crds = await installCrds(kubeConfig, opts.crdDir ?? defaultCrdDir);

@@ -1,5 +1,5 @@
 // Certificates and keys for one control plane: a CA, the apiserver's serving certificate for
-// 127.0.0.1 and localhost, an admin client certificate in group system:masters, the
+// 127.0.0.1, localhost and any further addresses it is reached at, an admin client certificate in group system:masters, the
 // service-account token signing key pair, and etcd's own CA with etcd's serving certificate and
 // the apiserver's etcd client certificate. etcd trusts only its own CA, as kubeadm sets it up, so
 // no certificate the apiserver's CA signs (admin, later agents) opens etcd. openssl signs the
@@ -33,7 +33,7 @@ export interface Pki {
 // Long enough for a local cluster that stays up for weeks.
 const validityDays = '365';
 
-const opensslConfig = `[req]
+const opensslConfig = (servingIPs: readonly string[]): string => `[req]
 distinguished_name = dn
 prompt = no
 [dn]
@@ -45,7 +45,7 @@ subjectKeyIdentifier = hash
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
 extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1,DNS:localhost
+subjectAltName = ${['127.0.0.1', ...servingIPs].map((ip) => `IP:${ip}`).join(',')},DNS:localhost
 [etcd_server]
 basicConstraints = critical,CA:FALSE
 keyUsage = critical,digitalSignature,keyEncipherment
@@ -75,10 +75,11 @@ function newCertArgs(config: string, keyPath: string, certPath: string, subject:
   ];
 }
 
-export async function generatePki(dir: string): Promise<Pki> {
+/** servingIPs: addresses besides 127.0.0.1 the apiserver is reached at. */
+export async function generatePki(dir: string, servingIPs: readonly string[] = []): Promise<Pki> {
   const file = (name: string) => path.join(dir, name);
   const config = file('openssl.cnf');
-  await writeFile(config, opensslConfig);
+  await writeFile(config, opensslConfig(servingIPs));
   const caKey = file('ca.key');
   const etcdCaKey = file('etcd-ca.key');
   const pki: Pki = {

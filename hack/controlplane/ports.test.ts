@@ -33,4 +33,17 @@ describe('control plane ports', function () {
       server.close();
     }
   });
+
+  // kube-apiserver of the local cluster listens on every address (nodes reach it on the underlay).
+  for (const host of ['0.0.0.0', '::']) {
+    it(`counts a listener on ${host} as reaching 127.0.0.1`, async function () {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.listen(0, host, resolve));
+      try {
+        expect(listensOn(process.pid, (server.address() as net.AddressInfo).port)).to.equal(true);
+      } finally {
+        server.close();
+      }
+    });
+  }
 });

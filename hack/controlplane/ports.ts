@@ -29,19 +29,23 @@ export async function freePorts(count: number): Promise<number[]> {
   }
 }
 
-// Socket inodes of the TCP listeners on 127.0.0.1:port, from /proc/net/tcp (address and port in
-// hex, the address in host byte order; state 0A is LISTEN).
+// Socket inodes of the TCP listeners that 127.0.0.1:port reaches (bound there, to 0.0.0.0 or to
+// the dual-stack ::), from /proc/net/tcp{,6} (address and port in hex, the address in host byte
+// order; state 0A is LISTEN).
 function listenerInodes(port: number): Set<string> {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
+  const locals = ['0100007F', '00000000', '0'.repeat(32)].map((address) => `${address}:${hexPort}`);
   const inodes = new Set<string>();
-  for (const line of readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[1] === local && fields[3] === '0A' && fields[9] !== undefined) inodes.add(fields[9]);
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of readFileSync(table, 'utf8').split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (locals.includes(fields[1] ?? '') && fields[3] === '0A' && fields[9] !== undefined) inodes.add(fields[9]);
+    }
   }
   return inodes;
 }
 
-// Whether pid holds the listener on 127.0.0.1:port: a health probe that answers may come from
+// Whether pid holds the listener 127.0.0.1:port reaches: a health probe that answers may come from
 // another process that took a port between freePorts() and our server's bind.
 export function listensOn(pid: number, port: number): boolean {
   const inodes = listenerInodes(port);

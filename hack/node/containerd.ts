@@ -13,6 +13,7 @@ import { isRunning, logTail, pidsMentioning, startProcess, stopPid, stopProcess,
 import { PAUSE_IMAGE, type ImageArchive, importImages } from './images.js';
 import { readJournal, writeJournal } from './journal.js';
 import type { NodeLayout } from './layout.js';
+import { type EnterCommand, withArgs } from './namespaces.js';
 import { unmountAll } from './mounts.js';
 import { restoreSysctls, saveSysctls, type SysctlValues } from './sysctl.js';
 
@@ -88,14 +89,16 @@ export interface ContainerdRecord {
   sysctls: SysctlValues;
 }
 
-export async function startContainerd(layout: NodeLayout, logPath: string, images: ImageArchive[]): Promise<ContainerdRecord> {
+/** `enter` is the command prefix that puts containerd into the node's namespaces (namespaces.ts). */
+export async function startContainerd(layout: NodeLayout, logPath: string, images: ImageArchive[], enter: EnterCommand): Promise<ContainerdRecord> {
   const sysctls = await saveSysctls(['net.ipv4.ip_forward']);
   await writeJournal(layout.containerdJournal, { sysctls });
   for (const dir of [layout.containerdRoot, layout.containerdState, layout.runcRoot, layout.optDir, layout.cniConfDir, layout.cniIpamDir]) {
     await mkdir(dir, { recursive: true });
   }
   await writeFile(layout.containerdConfig, containerdConfig(layout));
-  const process = await startProcess({ name: `containerd-${layout.name}`, binary: CONTAINERD, args: ['--config', layout.containerdConfig], logPath, detached: true });
+  const [binary, args] = withArgs(enter, [CONTAINERD, '--config', layout.containerdConfig]);
+  const process = await startProcess({ name: `containerd-${layout.name}`, binary, args, logPath, detached: true });
   const record = { process, sysctls };
   try {
     await waitReady(layout, process);

@@ -1,11 +1,12 @@
 // One kubelet per node, configured as this host needs (node-facts): cgroup v1 with the cgroupfs
 // driver under the node's own cgroup parent, the node's containerd, its root/cert/log dirs under
-// the node's dir, and private bind mounts over the two paths kubelet hard-codes. It registers
-// its Node with the taint cilium's agent removes once it is ready.
+// the node's dir, and private bind mounts over the two paths kubelet hard-codes, made in the
+// node's mount namespace (which it shares with containerd). It runs in the node's netns, serving
+// and answering health checks on the node IP. It registers its Node with the taint cilium's
+// agent removes once it is ready.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { promisify } from 'node:util';
@@ -16,18 +17,18 @@ import { isRunning, logTail, pidsMentioning, startProcess, stopPid, stopProcess,
 import { createCgroupRoot, removeCgroupRoot } from './cgroups.js';
 import { readJournal, writeJournal } from './journal.js';
 import type { NodeLayout } from './layout.js';
-import { bindMountPrivate, unmountAll, unmountBindsFrom } from './mounts.js';
+import { type EnterCommand, withArgs } from './namespaces.js';
+import { bindMountPrivate } from './mounts.js';
 import { restoreSysctls, saveSysctls, type SysctlValues } from './sysctl.js';
 
 const run = promisify(execFile);
 
 export const AGENT_NOT_READY_TAINT = { key: 'node.cilium.io/agent-not-ready', value: 'true', effect: 'NoExecute' } as const;
-const KUBELET_SYSCTLS = ['vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops'] as const;
+export const KUBELET_SYSCTLS = ['vm.overcommit_memory', 'kernel.panic', 'kernel.panic_on_oops'] as const;
 // Paths kubelet uses whatever --root-dir says.
 const HARD_CODED = { devicePlugins: '/var/lib/kubelet/device-plugins', containerLogs: '/var/log/containers' } as const;
-const KUBELET_PORT = 10250;
 const HEALTHZ_PORT = 10248;
-const HEALTHZ_URL = `http://127.0.0.1:${HEALTHZ_PORT}/healthz`;
+const healthzUrl = (nodeIP: string): string => `http://${nodeIP}:${HEALTHZ_PORT}/healthz`;
 const READY_TIMEOUT_MS = 60_000;
 export const MAX_PODS = 250;
 
@@ -50,7 +51,7 @@ export function kubeletConfig(layout: NodeLayout, nodeIP: string): string {
     enforceNodeAllocatable: [],
     containerRuntimeEndpoint: `unix://${layout.containerdSocket}`,
     address: nodeIP,
-    healthzBindAddress: '127.0.0.1',
+    healthzBindAddress: nodeIP,
     readOnlyPort: 0,
     authentication: { anonymous: { enabled: true }, webhook: { enabled: false } },
     authorization: { mode: 'AlwaysAllow' },
@@ -75,7 +76,7 @@ function topMissing(dir: string): string | undefined {
   return top;
 }
 
-async function mountHardCodedPaths(layout: NodeLayout, record: KubeletRecord): Promise<void> {
+async function mountHardCodedPaths(layout: NodeLayout, record: KubeletRecord, enter: EnterCommand): Promise<void> {
   for (const [source, target] of [
     [layout.devicePluginsDir, HARD_CODED.devicePlugins],
     [layout.containerLogsDir, HARD_CODED.containerLogs],
@@ -87,17 +88,17 @@ async function mountHardCodedPaths(layout: NodeLayout, record: KubeletRecord): P
       await writeJournal(layout.kubeletJournal, record);
     }
     await mkdir(target, { recursive: true });
-    await bindMountPrivate(source, target);
+    await bindMountPrivate(source, target, enter);
   }
 }
 
-async function waitHealthy(record: ProcessRecord): Promise<void> {
+async function waitHealthy(record: ProcessRecord, url: string): Promise<void> {
   const deadline = Date.now() + READY_TIMEOUT_MS;
   let last = 'no answer yet';
   while (Date.now() < deadline) {
     if (!isRunning(record)) throw new Error(`kubelet exited during start; log ${record.logPath}:\n${logTail(record.logPath)}`);
     try {
-      const res = await httpRequest(HEALTHZ_URL);
+      const res = await httpRequest(url);
       if (res.status === 200) return;
       last = `HTTP ${res.status} ${res.body.slice(0, 200)}`;
     } catch (err) {
@@ -105,39 +106,7 @@ async function waitHealthy(record: ProcessRecord): Promise<void> {
     }
     await sleep(100);
   }
-  throw new Error(`kubelet not healthy within ${READY_TIMEOUT_MS / 1000}s (${HEALTHZ_URL}: ${last}); log ${record.logPath}:\n${logTail(record.logPath)}`);
-}
-
-function canListen(port: number, host: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, host, () => server.close(() => resolve(true)));
-  });
-}
-
-/**
- * kubelet's ports are fixed per network namespace: a second local cluster's kubelet would fail
- * to serve. Refused before anything starts, naming the reason.
- */
-export async function assertKubeletPortsFree(): Promise<void> {
-  for (const port of [KUBELET_PORT, HEALTHZ_PORT]) {
-    if (!(await canListen(port, '0.0.0.0'))) {
-      throw new Error(`port ${port} (kubelet) is in use: another local cluster runs on this host (only one can); stop it with \`npm run cluster -- down\` in its checkout`);
-    }
-  }
-}
-
-/** The address the node is reached at: the source address of the route out (asking the kernel sends nothing). */
-export async function nodeIPv4(): Promise<string> {
-  try {
-    const { stdout } = await run('ip', ['-4', '-j', 'route', 'get', '1.1.1.1']);
-    const src = (JSON.parse(stdout) as { prefsrc?: string }[])[0]?.prefsrc;
-    if (src !== undefined) return src;
-  } catch {
-    // no route out: a one-node cluster on loopback still works
-  }
-  return '127.0.0.1';
+  throw new Error(`kubelet not healthy within ${READY_TIMEOUT_MS / 1000}s (${url}: ${last}); log ${record.logPath}:\n${logTail(record.logPath)}`);
 }
 
 export interface KubeletOptions {
@@ -146,6 +115,8 @@ export interface KubeletOptions {
   kubeconfigPath: string;
   nodeIP: string;
   logPath: string;
+  /** The command prefix that enters the node's namespaces (namespaces.ts). */
+  enter: EnterCommand;
 }
 
 export async function startKubelet(layout: NodeLayout, opts: KubeletOptions): Promise<KubeletRecord> {
@@ -154,24 +125,20 @@ export async function startKubelet(layout: NodeLayout, opts: KubeletOptions): Pr
     await writeJournal(layout.kubeletJournal, record);
     await createCgroupRoot(layout.cgroupRoot);
     for (const dir of [layout.kubeletRootDir, layout.kubeletCertDir, layout.podLogsDir, layout.volumePluginDir]) await mkdir(dir, { recursive: true });
-    await mountHardCodedPaths(layout, record);
+    await mountHardCodedPaths(layout, record, opts.enter);
     await writeFile(layout.kubeletConfig, kubeletConfig(layout, opts.nodeIP));
-    record.process = await startProcess({
-      name: `kubelet-${layout.name}`,
-      binary: opts.binary,
-      args: [
-        `--config=${layout.kubeletConfig}`,
-        `--kubeconfig=${opts.kubeconfigPath}`,
-        `--root-dir=${layout.kubeletRootDir}`,
-        `--cert-dir=${layout.kubeletCertDir}`,
-        `--hostname-override=${layout.name}`,
-        `--node-ip=${opts.nodeIP}`,
-      ],
-      logPath: opts.logPath,
-      detached: true,
-    });
+    const [binary, args] = withArgs(opts.enter, [
+      opts.binary,
+      `--config=${layout.kubeletConfig}`,
+      `--kubeconfig=${opts.kubeconfigPath}`,
+      `--root-dir=${layout.kubeletRootDir}`,
+      `--cert-dir=${layout.kubeletCertDir}`,
+      `--hostname-override=${layout.name}`,
+      `--node-ip=${opts.nodeIP}`,
+    ]);
+    record.process = await startProcess({ name: `kubelet-${layout.name}`, binary, args, logPath: opts.logPath, detached: true });
     await writeJournal(layout.kubeletJournal, record);
-    await waitHealthy(record.process);
+    await waitHealthy(record.process, healthzUrl(opts.nodeIP));
     // The agent's CiliumNode needs its Node: the operator collects CiliumNodes of unknown nodes.
     await waitNode(opts.kubeConfig, layout.name, 'registered');
     return record;
@@ -251,8 +218,8 @@ async function removePods(layout: NodeLayout, crictl: string): Promise<void> {
 
 /**
  * Stops kubelet first so it recreates nothing, removes the pods through containerd (crictl given),
- * kills what still runs in the node's cgroups, unmounts kubelet's volumes and our bind mounts and
- * puts the sysctls back.
+ * kills what still runs in the node's cgroups and puts the sysctls back. kubelet's volumes and our
+ * bind mounts live in the node's mount namespace and go with it (namespaces.ts).
  */
 export async function stopKubelet(layout: NodeLayout, record: KubeletRecord | undefined, crictl: string | undefined): Promise<void> {
   const errors: string[] = [];
@@ -268,8 +235,6 @@ export async function stopKubelet(layout: NodeLayout, record: KubeletRecord | un
   for (const pid of pidsMentioning(layout.kubeletConfig)) await attempt(() => stopPid(pid, `kubelet ${pid} of ${layout.kubeletConfig}`));
   if (crictl !== undefined) await attempt(() => removePods(layout, crictl));
   await attempt(() => removeCgroupRoot(layout.cgroupRoot));
-  await attempt(() => unmountBindsFrom(layout.kubeletDir, Object.values(HARD_CODED)));
-  await attempt(() => unmountAll([layout.kubeletDir]));
   if (record !== undefined) {
     await attempt(() => restoreSysctls(record.sysctls));
     for (const dir of record.created) await attempt(() => rm(dir, { recursive: true, force: true }));

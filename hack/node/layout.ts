@@ -12,6 +12,8 @@ export interface NodeLayout {
   agentSocket: string;
   agentStateDir: string;
   nodeJson: string;
+  /** The node's namespaces record while they are made (journal.ts). */
+  namespacesJournal: string;
   containerdDir: string;
   containerdConfig: string;
   /** The containerd component's record while it is built (journal.ts). */
@@ -58,6 +60,7 @@ export function nodeLayout(stateDir: string, name: string): NodeLayout {
     agentSocket: path.join(dir, 'cilium.sock'),
     agentStateDir: path.join(dir, 'state'),
     nodeJson: path.join(dir, 'node.json'),
+    namespacesJournal: path.join(dir, 'namespaces.json'),
     containerdDir,
     containerdConfig: path.join(containerdDir, 'config.toml'),
     containerdJournal: path.join(containerdDir, 'record.json'),

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { type EnterCommand, withArgs } from './namespaces.js';
 
 const run = promisify(execFile);
 
@@ -13,39 +14,25 @@ function unescapeMountPath(field: string): string {
   return field.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)));
 }
 
-interface MountEntry {
-  /** The directory of the mounted file system that appears there (a bind mount's source). */
-  root: string;
-  mountPoint: string;
-}
-
-function mountTable(): MountEntry[] {
+function mountPoints(): string[] {
   return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
     .filter((line) => line !== '')
-    .map((line) => {
-      const fields = line.split(' ');
-      return { root: unescapeMountPath(fields[3] ?? ''), mountPoint: unescapeMountPath(fields[4] ?? '') };
-    });
+    .map((line) => unescapeMountPath(line.split(' ')[4] ?? ''));
 }
 
 const isUnder = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
 
 export function mountsUnder(dir: string): string[] {
   const root = path.resolve(dir);
-  return [...new Set(mountTable().map((m) => m.mountPoint).filter((p) => isUnder(p, root)))];
+  return [...new Set(mountPoints().filter((p) => isUnder(p, root)))];
 }
 
-/** Bind mounts at target whose source is below sourceDir (on the root file system): ours to undo. */
-export function bindMountsFrom(sourceDir: string, target: string): string[] {
-  const source = path.resolve(sourceDir);
-  return [...new Set(mountTable().filter((m) => m.mountPoint === target && isUnder(m.root, source)).map((m) => m.mountPoint))];
-}
-
-export async function bindMountPrivate(source: string, target: string): Promise<void> {
+/** A private bind mount, made in the mount namespace `enter` (a command prefix) enters. */
+export async function bindMountPrivate(source: string, target: string, enter: EnterCommand): Promise<void> {
   try {
-    await run('mount', ['--bind', source, target]);
-    await run('mount', ['--make-private', target]);
+    await run(...withArgs(enter, ['mount', '--bind', source, target]));
+    await run(...withArgs(enter, ['mount', '--make-private', target]));
   } catch (err) {
     throw new Error(`bind mount ${source} on ${target}: ${(err as { stderr?: string }).stderr?.trim() ?? (err as Error).message}`, { cause: err });
   }
@@ -77,9 +64,4 @@ async function unmountWhile(list: () => string[]): Promise<void> {
 /** Unmounts everything at or below each dir; a busy mount is detached (lazy) rather than left. */
 export function unmountAll(dirs: string[]): Promise<void> {
   return unmountWhile(() => dirs.flatMap(mountsUnder));
-}
-
-/** Unmounts the bind mounts of sourceDir's subdirectories at targets, and nothing else there. */
-export function unmountBindsFrom(sourceDir: string, targets: string[]): Promise<void> {
-  return unmountWhile(() => targets.flatMap((t) => bindMountsFrom(sourceDir, t)));
 }

@@ -15,22 +15,16 @@ import { readCrdDir } from '../../hack/controlplane/crds.js';
 import { crdDir, defaultBinDir, repoRoot } from '../../hack/controlplane/paths.js';
 import { pollUntil } from '../envtest/poll.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from '../../hack/controlplane/process.js';
-import { hostNodeName, type DaemonRecord } from '../../hack/cluster-daemons.js';
 import { cgroupHierarchies } from '../../hack/node/cgroups.js';
 import { nodeLayout } from '../../hack/node/layout.js';
 import { mountsUnder } from '../../hack/node/mounts.js';
 import { kubeControllerProcesses, type KubeControllersRecord } from '../../hack/controlplane/kube-controllers.js';
-import type { ContainerdRecord } from '../../hack/node/containerd.js';
-import type { KubeletRecord } from '../../hack/node/kubelet.js';
 
+// Besides the control plane's: each component's process, and the world's httpd.
 interface RecordedState {
-  components: {
+  components: Record<string, { process?: ProcessRecord; httpd?: ProcessRecord }> & {
     'control-plane'?: ControlPlaneRecord;
     'kube-controllers'?: KubeControllersRecord;
-    operator?: DaemonRecord;
-    containerd?: ContainerdRecord;
-    kubelet?: KubeletRecord;
-    agent?: DaemonRecord;
   };
 }
 
@@ -54,9 +48,10 @@ describe('npm run cluster', function () {
     const state = JSON.parse(await readFile(path.join(stateDir, 'cluster', 'state.json'), 'utf8')) as RecordedState;
     const record = state.components['control-plane'];
     if (record === undefined) throw new Error(`no control-plane in ${stateDir}/cluster/state.json`);
-    const { operator, containerd, kubelet, agent } = state.components;
     const controllers = state.components['kube-controllers'];
-    const others = [operator?.process, containerd?.process, kubelet?.process, agent?.process].flatMap((p) => (p === undefined ? [] : [p]));
+    const others = Object.values(state.components as Record<string, { process?: ProcessRecord; httpd?: ProcessRecord }>).flatMap((c) =>
+      [c.process, c.httpd].flatMap((p) => (p === undefined ? [] : [p])),
+    );
     return [...processesOf(record), ...(controllers ? kubeControllerProcesses(controllers) : []), ...others];
   }
 
@@ -79,11 +74,11 @@ describe('npm run cluster', function () {
     const up = await cluster('up');
     expect(up.code, up.stderr).to.equal(0);
     expect(up.stdout).to.include(`export KUBECONFIG=${stateDir}/kubeconfig`);
-    expect(up.stdout).to.include(`${stateDir}/bin/kubectl get crds`);
+    expect(up.stdout).to.include(`${stateDir}/bin/kubectl get nodes`);
     // The command has exited; what it started keeps running.
     const processes = await recordedProcesses();
     expect(processes.map((p) => p.name)).to.include.members(['etcd', 'kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'cilium-operator']);
-    for (const perNode of ['cilium-agent-', 'containerd-', 'kubelet-']) expect(processes.filter((p) => p.name.startsWith(perNode)), perNode).to.have.length(1);
+    for (const perNode of ['cilium-agent-', 'containerd-', 'kubelet-']) expect(processes.filter((p) => p.name.startsWith(perNode)), perNode).to.have.length(2);
     expect(processes.every(isRunning)).to.equal(true);
     const crds = await kubectl(['get', 'crds', '-o', 'name']);
     expect(crds.code, crds.stderr).to.equal(0);
@@ -97,7 +92,7 @@ describe('npm run cluster', function () {
     expect(up.code, up.stderr).to.equal(0);
     expect(up.stdout).to.include('cluster is already up');
     expect(await recordedProcesses()).to.deep.equal(before);
-    expect(pidsMentioning(stateDir).sort()).to.deep.equal(before.map((p) => p.pid).sort());
+    expect(pidsMentioning(stateDir).filter((pid) => !before.some((p) => p.pid === pid)), 'unrecorded processes').to.deep.equal([]);
   });
 
   it('status names the running processes and the apiserver readiness', async function () {
@@ -107,7 +102,7 @@ describe('npm run cluster', function () {
     expect(status.stdout).to.match(/kube-apiserver: running \(pid \d+/);
     expect(status.stdout).to.match(/readyz: HTTP 200 ok/);
     expect(status.stdout).to.match(/operator: .*healthz: HTTP 200/);
-    expect(status.stdout).to.match(/agent: .*healthz: HTTP 200/);
+    expect(status.stdout).to.match(/agent\/node-1: .*healthz: HTTP 200/);
   });
 
   it('status reports a dead apiserver, and up replaces the broken cluster', async function () {
@@ -167,8 +162,8 @@ describe('npm run cluster', function () {
 
   it('down also cleans up a node whose up was killed while kubelet started', async function () {
     await killUpOnceRunning(path.join(defaultBinDir(), 'kubelet'), 100_000);
-    const layout = nodeLayout(stateDir, hostNodeName());
-    expect(readFileSync('/proc/self/mountinfo', 'utf8'), 'kubelet\'s private bind mounts are in place').to.include(stateDir);
+    const layout = nodeLayout(stateDir, 'node-1');
+    expect(existsSync('/run/netns/cts-node-1'), 'node-1\'s netns').to.equal(true);
     const down = await cluster('down');
     expect(down.code, down.stderr).to.equal(0);
     expect(pidsMentioning(stateDir)).to.deep.equal([]);

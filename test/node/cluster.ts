@@ -1,12 +1,13 @@
-// The node tier's way to the real local cluster (`npm run cluster -- up`: control plane, kubelet,
-// containerd, operator, agent, cilium-cni): a test run uses the cluster that is up, or starts one
-// and takes it down again at the end. Only a cluster this process started is ever taken down.
+// The node tier's way to the real local cluster (`npm run cluster -- up`: control plane, and nodes
+// in their own netns with kubelet, containerd, agent, cilium-cni): a test run uses the cluster
+// that is up, or starts one and takes it down again at the end. Only a cluster this process
+// started is ever taken down. Tests of one node use the first (`node`) and pin their pods to it.
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { AgentClient } from '../../controllers/agent/api/client.js';
-import { hostNodeName, type NodeInfo } from '../../hack/cluster-daemons.js';
+import type { ClusterInfo, NodeInfo } from '../../hack/cluster-daemons.js';
 import { repoRoot } from '../../hack/controlplane/paths.js';
 import { runWithExitCode, type CommandResult } from '../envtest/command.js';
 
@@ -18,6 +19,7 @@ const STATUS_DOWN = 3;
 export interface LocalCluster {
   stateDir: string;
   kubeconfigPath: string;
+  /** The first node, where single-node tests run their pods. */
   node: NodeInfo;
   agent: AgentClient;
   /** This process ran `up`, so its `down` is ours to run. */
@@ -44,9 +46,7 @@ export function localStateDir(): string {
   return path.resolve(process.env.CILIUM_TS_STATE_DIR ?? path.join(repoRoot, '.local'));
 }
 
-/** The host node's node.json (contracts.md), or undefined when no cluster wrote one. */
-export async function readNodeInfo(stateDir = localStateDir()): Promise<NodeInfo | undefined> {
-  const file = path.join(stateDir, 'nodes', hostNodeName(), 'node.json');
+async function readJson<T>(file: string): Promise<T | undefined> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -54,7 +54,18 @@ export async function readNodeInfo(stateDir = localStateDir()): Promise<NodeInfo
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return JSON.parse(text) as NodeInfo;
+  return JSON.parse(text) as T;
+}
+
+/** The cluster's cluster.json (contracts9 §A), or undefined when no cluster is up. */
+export function readClusterInfo(stateDir = localStateDir()): Promise<ClusterInfo | undefined> {
+  return readJson<ClusterInfo>(path.join(stateDir, 'cluster.json'));
+}
+
+/** A node's node.json (the first node's when unnamed), or undefined when no cluster wrote one. */
+export async function readNodeInfo(stateDir = localStateDir(), name?: string): Promise<NodeInfo | undefined> {
+  const node = name ?? (await readClusterInfo(stateDir))?.nodes[0];
+  return node === undefined ? undefined : readJson<NodeInfo>(path.join(stateDir, 'nodes', node, 'node.json'));
 }
 
 function clusterCommand(args: string[]): Promise<CommandResult> {
@@ -82,7 +93,7 @@ export async function useLocalCluster(): Promise<LocalCluster> {
   }
   const dir = localStateDir();
   const node = await readNodeInfo(dir);
-  if (node === undefined) throw new Error(`the cluster is up but wrote no node.json for ${hostNodeName()} in ${dir}/nodes`);
+  if (node === undefined) throw new Error(`the cluster is up but wrote no cluster.json naming a node with a node.json in ${dir}`);
   const name = node.name;
   const cluster: LocalCluster = { stateDir: dir, kubeconfigPath: path.join(dir, 'kubeconfig'), node, agent: new AgentClient({ socketPath: node.socket }), startedHere };
   const ready = await kubectl(cluster, ['wait', '--for=condition=Ready', `node/${name}`, '--timeout=180s']);
@@ -137,6 +148,8 @@ export interface TestboxDeployment {
   labels?: Record<string, string>;
   /** An HTTP readiness probe on :8080 every second. */
   readinessProbe?: boolean;
+  /** The node its pods run on (a nodeSelector on kubernetes.io/hostname). */
+  node?: string;
 }
 
 // httpd as PID 1 ignores SIGTERM; under sh with a trap a pod goes at once.
@@ -150,6 +163,7 @@ export async function createTestboxDeployment(cluster: LocalCluster, namespace: 
   const pod = manifest.spec.template;
   pod.metadata.labels = { ...pod.metadata.labels, ...d.labels };
   pod.spec.terminationGracePeriodSeconds = 1;
+  if (d.node !== undefined) pod.spec.nodeSelector = { 'kubernetes.io/hostname': d.node };
   if (d.readinessProbe) {
     const container = pod.spec.containers[0] as Record<string, unknown>;
     container.readinessProbe = { httpGet: { path: '/', port: 8080 }, periodSeconds: 1, failureThreshold: 1, timeoutSeconds: 1 };
@@ -158,7 +172,9 @@ export async function createTestboxDeployment(cluster: LocalCluster, namespace: 
 }
 
 interface DeploymentManifest {
-  spec: { template: { metadata: { labels?: Record<string, string> }; spec: { terminationGracePeriodSeconds?: number; containers: object[] } } };
+  spec: {
+    template: { metadata: { labels?: Record<string, string> }; spec: { terminationGracePeriodSeconds?: number; nodeSelector?: Record<string, string>; containers: object[] } };
+  };
 }
 
 export interface PodView {

@@ -48,8 +48,8 @@ describe('a real node: pods networked and policed by cilium-ts', function () {
     this.timeout(900_000);
     cluster = await useLocalCluster();
     ns = await nodeTestNamespace(cluster, 'node-pods');
-    await createTestboxDeployment(cluster, ns.name, { name: 'web', replicas: 2, readinessProbe: true });
-    await createTestboxDeployment(cluster, ns.name, { name: 'client', replicas: 1 });
+    await createTestboxDeployment(cluster, ns.name, { name: 'web', replicas: 2, readinessProbe: true, node: cluster.node.name });
+    await createTestboxDeployment(cluster, ns.name, { name: 'client', replicas: 1, node: cluster.node.name });
     for (const d of ['web', 'client']) await kubectlOk(cluster, ['rollout', 'status', '-n', ns.name, `deployment/${d}`, '--timeout=180s']);
     web = await podsOf(cluster, ns.name, 'app=web');
     [client] = (await podsOf(cluster, ns.name, 'app=client')) as [PodView];

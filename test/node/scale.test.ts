@@ -36,7 +36,7 @@ describe(`a real node: ${PODS} pods created and deleted leave nothing behind`, f
       .map(([ip]) => ip)
       .sort();
     const endpoints = (await c().agent.request<{ id: number }[]>('GET', '/endpoint')).map((e) => e.id).sort((a, b) => a - b);
-    const links = JSON.parse(execFileSync('ip', ['-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[];
+    const links = JSON.parse(execFileSync('nsenter', [`--net=${c().node.netns}`, 'ip', '-j', 'link', 'show'], { encoding: 'utf8' })) as { ifname: string }[];
     const veths = links.map((l) => l.ifname).filter((n) => n.startsWith('lxc')).sort();
     const lxc = BpfMap.openPinned(path.join(c().node.bpfPinDir, 'cilium_lxc'));
     let lxcEntries: number;
@@ -66,7 +66,7 @@ describe(`a real node: ${PODS} pods created and deleted leave nothing behind`, f
   it(`scales a Deployment to ${PODS} and to 0`, async () => {
     const name = (ns as { name: string }).name;
     const before = await nodeState();
-    await createTestboxDeployment(c(), name, { name: 'scale', replicas: 0 });
+    await createTestboxDeployment(c(), name, { name: 'scale', replicas: 0, node: c().node.name });
     await kubectlOk(c(), ['scale', '-n', name, 'deployment/scale', `--replicas=${PODS}`]);
     const running = await waitFor(
       `${PODS} pods Running`,
