@@ -247,6 +247,8 @@ export async function startNodeAgent(ctx: DaemonContext, layout: NodeLayout, nod
       '--write-cni-conf-when-ready', path.join(layout.cniConfDir, CILIUM_CONFLIST),
       '--enable-hubble', 'true',
       '--hubble-socket-path', hubbleSocket,
+      // What upstream's Helm examples enable; the metrics listen on <node IP>:9965.
+      '--hubble-metrics', 'drop:sourceContext=pod;destinationContext=pod tcp flow port-distribution icmp policy:sourceContext=app|workload-name|pod|reserved-identity;destinationContext=app|workload-name|pod|dns|reserved-identity;labelsContext=source_namespace,destination_namespace',
       '--agent-health-port', String(AGENT_HEALTH_PORT),
       '--prometheus-serve-addr', `${node.nodeIP}:${AGENT_METRICS_PORT}`,
       ...networkFlags(network),

@@ -39,6 +39,7 @@ import { writeKubeconfig } from './controlplane/kubeconfig.js';
 import { kubeControllerProcesses, startKubeControllers, stopKubeControllers, type KubeControllersRecord } from './controlplane/kube-controllers.js';
 import { defaultBinDir, repoRoot } from './controlplane/paths.js';
 import { isRunning, pidsMentioning, stopPid, type ProcessRecord } from './controlplane/process.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { containerdStatus, startContainerd, stopContainerd, type ContainerdRecord } from './node/containerd.js';
 import { ensureCniBinDir } from './node/cni.js';
 import { buildImages, type ImageArchive } from './node/images.js';
@@ -534,6 +535,29 @@ async function status(ctx: ClusterContext): Promise<number> {
   return result.healthy ? 0 : 1;
 }
 
+/**
+ * Kills a node's agent as a crash would (SIGKILL: no cleanup of its own) and starts it again with
+ * the same options; pods, pins and devices stay, so live connections must survive it.
+ */
+async function restartAgent(base: ClusterContext, nodeNameArg: string): Promise<void> {
+  const state = await readState(base);
+  if (state === undefined) throw new Error(`cluster is not running (no state in ${base.clusterDir})`);
+  const ctx = withNodes(base, state.nodes, state.routingMode);
+  const target = ctx.nodes.find((n) => n.layout.name === nodeNameArg);
+  if (target === undefined) throw new Error(`restart-agent: no node ${JSON.stringify(nodeNameArg)}; nodes: ${ctx.nodes.map((n) => n.layout.name).join(', ')}`);
+  const agent = nodeComponents(target).agent;
+  const record = recordOf<DaemonRecord>(state, agent.name);
+  const t0 = Date.now();
+  if (isRunning(record.process)) process.kill(record.process.pid, 'SIGKILL');
+  while (isRunning(record.process)) {
+    if (Date.now() - t0 > 10_000) throw new Error(`restart-agent: agent ${nodeNameArg} (pid ${record.process.pid}) still runs 10 s after SIGKILL`);
+    await sleep(20);
+  }
+  state.components[agent.name] = await agent.up(ctx, state);
+  await writeState(ctx, state);
+  console.log(`agent ${nodeNameArg} killed and running again in ${seconds(t0)}`);
+}
+
 function withNodes(ctx: ClusterContext, count: number, routingMode: RoutingMode): ClusterContext {
   const nodes = Array.from({ length: count }, (_, i) => ({ index: i + 1, layout: nodeLayout(ctx.stateDir, nodeName(i + 1)) }));
   return { ...ctx, nodes, routingMode };
@@ -587,6 +611,10 @@ program
   .action(async () => {
     process.exitCode = await status(contextFrom(program.opts<GlobalOptions>()));
   });
+program
+  .command('restart-agent <node>')
+  .description("kill a node's cilium-agent (SIGKILL, as a crash) and start it again")
+  .action(async (node: string) => restartAgent(contextFrom(program.opts<GlobalOptions>()), node));
 program
   .command('down')
   .description('stop the cluster and remove what `up` created')

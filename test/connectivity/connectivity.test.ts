@@ -8,7 +8,8 @@
 // no-unexpected-packet-drops on every node's drop counters.
 import { expect } from 'chai';
 import { reasonName } from '../../controllers/cli/text/datapath-names.js';
-import { stopLocalCluster } from '../node/cluster.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { clusterCommand, kubectl, stopLocalCluster, waitFor } from '../node/cluster.js';
 import {
   egressDrop,
   inParallel,
@@ -306,6 +307,79 @@ describe('connectivity test (upstream cilium connectivity test, on the local clu
       });
     });
   }
+
+  // issue 9: a node's agent killed and started again. An established cross-node TCP connection
+  // (client on one node to client3 on the other, which no policy selects) keeps carrying data,
+  // and right after each restart echo-ingress is enforced on both nodes as before, drops included.
+  describe('agent-restart', function () {
+    const echoIngress = TESTS.find((t) => t.name === 'echo-ingress') as ConnectivityTest;
+    const STREAM_PORT = 7000;
+    let policySet: PolicySet | undefined;
+    const children: ChildProcess[] = [];
+    let receiver: Peer | undefined;
+
+    const received = async (): Promise<number> => {
+      const r = await kubectl(suite().cluster, ['exec', '-n', receiver!.namespace, receiver!.pod, '--', 'sh', '-c', 'wc -l < /root/restart-stream']);
+      return r.code === 0 ? Number(r.stdout.trim()) : 0;
+    };
+    const execIn = (peer: Peer, script: string): ChildProcess => {
+      const kubeconfig = suite().cluster.kubeconfigPath;
+      const child = spawn(`${process.cwd()}/.local/bin/kubectl`, ['--kubeconfig', kubeconfig, 'exec', '-n', peer.namespace, peer.pod, '--', 'sh', '-c', script], { stdio: 'ignore' });
+      children.push(child);
+      return child;
+    };
+
+    before(async function () {
+      this.timeout(120_000);
+      const s = suite();
+      if (s.cluster.nodes.length < 2) return;
+      policySet = new PolicySet(s.cluster);
+      await policySet.apply(echoIngress.policies(s));
+    });
+
+    after(async function () {
+      this.timeout(120_000);
+      for (const c of children) c.kill('SIGKILL');
+      const s = suite();
+      for (const p of s.workloads.peers.filter((x) => x.name === 'client' || x.name === 'client3')) {
+        await kubectl(s.cluster, ['exec', '-n', p.namespace, p.pod, '--', 'sh', '-c', "kill $(ps | awk '/[n]c /{print $1}') 2>/dev/null; rm -f /root/restart-stream; true"]);
+      }
+      await policySet?.remove();
+    });
+
+    it('keeps an established cross-node connection and enforces policy on both nodes across agent restarts', async function () {
+      this.timeout(300_000);
+      const s = suite();
+      if (s.cluster.nodes.length < 2) {
+        console.log('      skipped: the cluster has one node');
+        this.skip();
+      }
+      const inNs = s.workloads.peers.filter(inTestNs(s));
+      const sender = inNs.find((p) => p.name === 'client') as Peer;
+      const to = inNs.find((p) => p.name === 'client3') as Peer;
+      receiver = to;
+      expect(sender.node, 'the connection crosses nodes').to.not.equal(to.node);
+      // nc ends the connection once its stdin ends: the receiver's never does.
+      execIn(to, `sleep 100000 | nc -l -p ${STREAM_PORT} > /root/restart-stream`);
+      await waitFor('the receiver listening', async () => ((await kubectl(s.cluster, ['exec', '-n', to.namespace, to.pod, '--', 'sh', '-c', `netstat -ltn | grep -q :${STREAM_PORT}`])).code === 0 ? true : undefined), 30_000);
+      const sending = execIn(sender, `while :; do echo tick; sleep 0.1; done | nc ${to.ip} ${STREAM_PORT}`);
+      await waitFor('the connection carrying data', async () => ((await received()) >= 5 ? true : undefined), 30_000);
+
+      const actions = echoIngress.scenarios(s).map((action) => ({ action, verdict: echoIngress.expect(action, s) }));
+      for (const node of [to.node, sender.node]) {
+        const restart = await clusterCommand(['restart-agent', node]);
+        expect(restart.code, `restart-agent ${node}: ${restart.stdout}${restart.stderr}`).to.equal(0);
+        await (collector as DropCollector).reopen(node);
+        const before = await received();
+        await waitFor(`data still flowing after ${node}'s agent restarted`, async () => ((await received()) >= before + 10 ? true : undefined), 30_000);
+        expect(sending.exitCode, 'the sender\'s connection never broke').to.equal(null);
+        const judged = await inParallel(actions, PARALLEL_ACTIONS, (a) => judge(s.cluster, collector as DropCollector, a.action, a.verdict));
+        const text = summarize(judged);
+        console.log(`      after restarting ${node}'s agent: echo-ingress ${text.split('\n')[0]}`);
+        expect(judged.flatMap((r) => r.failure ?? []), text.split('\n')[0]).to.deep.equal([]);
+      }
+    });
+  });
 
   describe('no-unexpected-packet-drops', function () {
     it('each node\'s drop counters grew only for reasons upstream expects', function () {

@@ -76,6 +76,22 @@ export class DropCollector {
     }
   }
 
+  /**
+   * After a node's agent restarted on purpose: forgets that its stream ended and reads the new
+   * agent's. What it dropped in between shows in the drop counters, not here.
+   */
+  async reopen(nodeName: string): Promise<void> {
+    const node = this.nodes.find((n) => n.name === nodeName);
+    if (node === undefined) throw new Error(`reopen: no node ${nodeName}`);
+    this.failures.delete(nodeName);
+    let markOpen!: () => void;
+    const opened = new Promise<void>((resolve) => (markOpen = resolve));
+    const reader = this.read(node, markOpen);
+    this.readers.push(reader);
+    await Promise.race([opened, reader]);
+    this.assertHealthy();
+  }
+
   /** Throws when a node's stream broke: drops it would have carried are unknown. */
   assertHealthy(): void {
     if (this.failures.size > 0) {

@@ -68,7 +68,8 @@ export async function readNodeInfo(stateDir = localStateDir(), name?: string): P
   return node === undefined ? undefined : readJson<NodeInfo>(path.join(stateDir, 'nodes', node, 'node.json'));
 }
 
-function clusterCommand(args: string[]): Promise<CommandResult> {
+/** `npm run cluster -- <args>` without npm's start-up cost. */
+export function clusterCommand(args: string[]): Promise<CommandResult> {
   return runWithExitCode(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'hack', 'cluster.ts'), ...args], { cwd: repoRoot });
 }
 
