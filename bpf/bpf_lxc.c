@@ -50,22 +50,39 @@ static __always_inline int forward_packet(const struct verdict_ctx *v)
 
 /* What passed the policy of the pod that sent it: in tunnel mode to an address behind another
  * node it leaves through cilium_vxlan with the pod's identity as VNI; otherwise the kernel routes
- * it. Pod-to-pod on this node never reaches the tunnel: a row pointing at this node is local. */
-static __always_inline int forward_from_container(const struct verdict_ctx *v, const struct endpoint_info *ep, __be32 daddr)
+ * it. Pod-to-pod on this node never reaches the tunnel: a row pointing at this node is local. `ep`
+ * is the sending endpoint, or NULL when the packet's flow vouched for it without a lookup. */
+static __always_inline int forward_from_container(struct verdict_ctx *v, const struct endpoint_info *ep,
+						  const struct pkt *p)
 {
 	const struct node_config *cfg = node_config();
 	__be32 tunnel = 0;
 	int ret;
 
 	if (cfg && cfg->routing_mode == ROUTING_MODE_TUNNEL)
-		tunnel = tunnel_endpoint_of(cfg, ipcache_lookup4(daddr));
+		tunnel = tunnel_endpoint_of(cfg, ipcache_lookup4(p->daddr));
 	if (!tunnel)
 		return forward_packet(v);
+	if (!ep)
+		ep = lookup_ip4_endpoint(p->saddr);
+	if (!ep)
+		return drop_packet(v, DROP_INVALID_SIP, __LINE__);
+	v->ep_id = ep->lxc_id;
 	ret = encap_and_redirect(v->skb, cfg, tunnel, ep->sec_id);
 	if (ret < 0)
 		return drop_packet(v, -ret, __LINE__);
 	metrics_count(0, v->dir, 0, v->skb->len);
 	return ret;
+}
+
+/* A packet of a tracked flow that passes: counted on its entry, its first fragment's ports kept
+ * for the later ones, and forwarded. */
+static __always_inline int pass_tracked(struct verdict_ctx *v, const struct endpoint_info *ep, const struct pkt *p,
+					struct ct_entry *entry, int state, __u32 now, int egress)
+{
+	ct_account(entry, p, state == CT_REPLY, now);
+	frag_record(p);
+	return egress ? forward_from_container(v, ep, p) : forward_packet(v);
 }
 
 /* Local endpoints are authoritative for their own identity; everything else comes from the
@@ -103,11 +120,11 @@ static __always_inline void set_labels(struct verdict_ctx *v, const struct endpo
 
 /* A tracked flow whose cached verdict is older than the current policy revision: policy decides
  * again, in the direction that opened the flow (a reply is judged as its flow, so a reply of a
- * flow whose opening direction is now denied dies too). Allowed, the entry caches the new
- * revision; denied, the packet drops with a policy-verdict and a drop event. */
+ * flow whose opening direction is now denied dies too). Denied, the packet drops with a
+ * policy-verdict and a drop event. */
 static __always_inline int recheck_flow(struct verdict_ctx *v, const struct endpoint_info *ep,
-					const struct pkt *p, struct ct_entry *e, int egress, int reply,
-					__u32 rev, __u16 *line)
+					const struct pkt *p, const struct ct_entry *e, int egress, int reply,
+					__u16 *line)
 {
 	__u8 flow_egress = reply ? !egress : egress;
 	__u32 peer = packet_peer(v->skb, p, egress);
@@ -128,7 +145,6 @@ static __always_inline int recheck_flow(struct verdict_ctx *v, const struct endp
 		*line = __LINE__;
 		return ret;
 	}
-	e->policy_rev = rev;
 	return 0;
 }
 
@@ -144,11 +160,18 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	__u16 line = 0;
 	__u8 match = 0;
 	int state, ret;
-	void *ct;
 
 	ret = parse_ipv4(skb, &p);
 	if (ret < 0)
 		return drop_packet(&v, -ret, __LINE__);
+
+	now = ct_now();
+	rev = policy_revision();
+	state = ct_lookup4(&p, ct_dir, now, &entry);
+	/* Established or reply with a verdict that holds: nothing was written since that could
+	 * change it or the endpoint on this veth, so neither policy nor the endpoint is looked up. */
+	if (entry && ct_verdict_holds(entry, rev, skb->ifindex))
+		return pass_tracked(&v, NULL, &p, entry, state, now, egress);
 
 	ep = lookup_ip4_endpoint(egress ? p.saddr : p.daddr);
 	/* The endpoint is found by address and must sit on the veth this program runs on: a pod
@@ -161,21 +184,16 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 		return drop_packet(&v, egress ? DROP_INVALID_SIP : DROP_UNROUTABLE, __LINE__);
 	v.ep_id = ep->lxc_id;
 
-	now = ct_now();
-	rev = policy_revision();
-	ct = ct_map_for(p.protocol);
-	state = ct_lookup4(ct, &p, ct_dir, now, &entry);
 	if (entry) {
-		/* Established or reply: the verdict cached in the entry holds while the policy
-		 * revision has not moved; otherwise policy decides again. */
+		/* The verdict cached in the entry is older than the policy revision: policy decides
+		 * again. */
 		if (entry->policy_rev != rev) {
-			ret = recheck_flow(&v, ep, &p, entry, egress, state == CT_REPLY, rev, &line);
+			ret = recheck_flow(&v, ep, &p, entry, egress, state == CT_REPLY, &line);
 			if (ret)
 				return drop_packet(&v, ret, line);
 		}
-		ct_account(entry, &p, state == CT_REPLY, now);
-		frag_record(&p);
-		return egress ? forward_from_container(&v, ep, p.daddr) : forward_packet(&v);
+		ct_set_verdict(entry, rev, ep->ifindex);
+		return pass_tracked(&v, ep, &p, entry, state, now, egress);
 	}
 
 	peer = packet_peer(skb, &p, egress);
@@ -190,7 +208,7 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	    ct_lookup_related4(skb, &p, ct_dir, now, rev) == CT_RELATED) {
 		send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 				  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_RELATED);
-		return egress ? forward_from_container(&v, ep, p.daddr) : forward_packet(&v);
+		return egress ? forward_from_container(&v, ep, &p) : forward_packet(&v);
 	}
 
 	policy_map = bpf_map_lookup_elem(&cilium_policy_maps, &(__u32){ v.ep_id });
@@ -201,12 +219,12 @@ static __always_inline int handle_ipv4(struct __sk_buff *skb, int egress)
 	if (ret)
 		return drop_packet(&v, ret, __LINE__);
 
-	if (ct_create4(ct, &p, ct_dir, v.src_label, now, rev, policy_dport(&p)) < 0)
+	if (ct_create4(&p, ct_dir, v.src_label, now, rev, ep->ifindex, policy_dport(&p)) < 0)
 		return drop_packet(&v, DROP_CT_CREATE_FAILED, __LINE__);
 	frag_record(&p);
 	send_trace_notify(skb, v.ep_id, v.src_label, v.dst_label,
 			  egress ? TRACE_FROM_LXC : TRACE_TO_LXC, v.dir, CT_NEW);
-	return egress ? forward_from_container(&v, ep, p.daddr) : forward_packet(&v);
+	return egress ? forward_from_container(&v, ep, &p) : forward_packet(&v);
 }
 
 static __always_inline int handle(struct __sk_buff *skb, int egress)

@@ -22,18 +22,46 @@
 #define CT_SYN_TIMEOUT 60
 #define CT_CLOSE_TIMEOUT 10
 
-#define NSEC_PER_SEC 1000000000ULL
+/* The running kernel's tick rate, which libbpf reads from its config at load. */
+extern const unsigned int CONFIG_HZ __kconfig;
 
+/* Seconds since boot on the jiffies clock, as upstream's bpf_mono_now: one load (the verifier
+ * inlines bpf_jiffies64), where bpf_ktime_get_ns reads the clocksource, ~50 ns of an established
+ * packet in a VM. jiffies start at INITIAL_JIFFIES, 300 s of ticks before the 32-bit counter
+ * wraps, when the tick starts at boot: this clock lags CLOCK_MONOTONIC by that fraction of a
+ * second and is never ahead of it. */
 static __always_inline __u32 ct_now(void)
 {
-	return bpf_ktime_get_ns() / NSEC_PER_SEC;
+	__u64 initial = (__u32)(-300 * (int)CONFIG_HZ);
+
+	return (bpf_jiffies64() - initial) / CONFIG_HZ;
 }
 
-static __always_inline void *ct_map_for(__u8 protocol)
+/* The entry of `t` in its protocol's map. Each map is named at its own lookup, and the empty asm
+ * keeps clang from merging the two into one lookup in a map chosen at run time: the verifier
+ * inlines a lookup only in a map it knows, and any other costs an indirect call (a retpoline
+ * here) on every packet. */
+static __always_inline struct ct_entry *ct_map_lookup(const struct ipv4_ct_tuple *t)
 {
-	if (protocol == IPPROTO_TCP)
-		return &cilium_ct4_global;
-	return &cilium_ct_any4_global;
+	struct ct_entry *e;
+
+	if (t->nexthdr == IPPROTO_TCP)
+		return bpf_map_lookup_elem(&cilium_ct4_global, t);
+	e = bpf_map_lookup_elem(&cilium_ct_any4_global, t);
+	asm volatile("" : "+r"(e));
+	return e;
+}
+
+/* Stores `e` for `t` in its protocol's map (see ct_map_lookup). */
+static __always_inline int ct_map_update(const struct ipv4_ct_tuple *t, const struct ct_entry *e)
+{
+	long ret;
+
+	if (t->nexthdr == IPPROTO_TCP)
+		return bpf_map_update_elem(&cilium_ct4_global, t, e, BPF_ANY);
+	ret = bpf_map_update_elem(&cilium_ct_any4_global, t, e, BPF_ANY);
+	asm volatile("" : "+r"(ret));
+	return ret;
 }
 
 static __always_inline void ct_tuple_forward(struct ipv4_ct_tuple *t, __be32 saddr, __be32 daddr,
@@ -97,13 +125,13 @@ static __always_inline int ct_is_pure_syn(const struct pkt *p)
  * A fresh SYN on a closing entry starts a new connection and so goes through policy again. The
  * entry is not touched: only a packet that passes is counted (ct_account), so a flow that policy
  * now denies is not kept alive by the packets it drops. */
-static __always_inline int ct_lookup4(void *map, const struct pkt *p, __u8 dir, __u32 now, struct ct_entry **entry)
+static __always_inline int ct_lookup4(const struct pkt *p, __u8 dir, __u32 now, struct ct_entry **entry)
 {
 	struct ipv4_ct_tuple t;
 	struct ct_entry *e;
 
 	ct_tuple_forward(&t, p->saddr, p->daddr, p->sport, p->dport, p->protocol, dir);
-	e = bpf_map_lookup_elem(map, &t);
+	e = ct_map_lookup(&t);
 	if (e && e->lifetime >= now) {
 		if (ct_is_pure_syn(p) && (e->flags & (CT_F_RX_CLOSING | CT_F_TX_CLOSING)))
 			return CT_NEW;
@@ -112,12 +140,29 @@ static __always_inline int ct_lookup4(void *map, const struct pkt *p, __u8 dir, 
 	}
 
 	ct_tuple_reverse(&t, p->saddr, p->daddr, p->sport, p->dport, p->protocol, dir ^ 1);
-	e = bpf_map_lookup_elem(map, &t);
+	e = ct_map_lookup(&t);
 	if (e && e->lifetime >= now) {
 		*entry = e;
 		return CT_REPLY;
 	}
 	return CT_NEW;
+}
+
+/* The verdict cached in the entry holds for a packet on the veth `ifindex`: it was allowed at
+ * revision `rev` (nothing that can change a verdict or an endpoint was written since) for the
+ * endpoint on that veth. */
+static __always_inline int ct_verdict_holds(const struct ct_entry *e, __u32 rev, __u32 ifindex)
+{
+	return e->policy_rev == rev && e->ifindex == ifindex;
+}
+
+/* Caches in the entry that its flow is allowed at `rev` for the endpoint on `ifindex`. */
+static __always_inline void ct_set_verdict(struct ct_entry *e, __u32 rev, __u32 ifindex)
+{
+	if (e->policy_rev != rev)
+		e->policy_rev = rev;
+	if (e->ifindex != ifindex)
+		e->ifindex = ifindex;
 }
 
 /* Counts a packet that passes on its flow's entry and advances the entry's state and expiry. */
@@ -135,9 +180,9 @@ static __always_inline int icmp_is_error(__u8 type)
 }
 
 /* A live entry whose cached verdict holds at revision `rev`. */
-static __always_inline int ct_entry_current(void *map, const struct ipv4_ct_tuple *t, __u32 now, __u32 rev)
+static __always_inline int ct_entry_current(const struct ipv4_ct_tuple *t, __u32 now, __u32 rev)
 {
-	struct ct_entry *e = bpf_map_lookup_elem(map, t);
+	struct ct_entry *e = ct_map_lookup(t);
 
 	return e && e->lifetime >= now && e->policy_rev == rev;
 }
@@ -157,7 +202,6 @@ static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struc
 	struct ipv4_ct_tuple t;
 	__be16 sport = 0, dport = 0;
 	struct iphdr inner;
-	void *map;
 
 	if (bpf_skb_load_bytes(skb, inner_off, &inner, sizeof(inner)) < 0)
 		return CT_NEW;
@@ -167,20 +211,20 @@ static __always_inline int ct_lookup_related4(struct __sk_buff *skb, const struc
 		return CT_NEW;
 	if (load_l4_ports(skb, inner_off + inner.ihl * 4, inner.protocol, &sport, &dport, NULL) < 0)
 		return CT_NEW;
-	map = ct_map_for(inner.protocol);
 
 	ct_tuple_forward(&t, inner.saddr, inner.daddr, sport, dport, inner.protocol, dir ^ 1);
-	if (ct_entry_current(map, &t, now, rev))
+	if (ct_entry_current(&t, now, rev))
 		return CT_RELATED;
 	ct_tuple_reverse(&t, inner.saddr, inner.daddr, sport, dport, inner.protocol, dir);
-	if (ct_entry_current(map, &t, now, rev))
+	if (ct_entry_current(&t, now, rev))
 		return CT_RELATED;
 	return CT_NEW;
 }
 
-/* A flow policy allowed at revision `rev`, judged on the policy key port `policy_dport`. */
-static __always_inline int ct_create4(void *map, const struct pkt *p, __u8 dir, __u32 src_sec_id, __u32 now,
-				      __u32 rev, __be16 policy_dport)
+/* A flow policy allowed at revision `rev` for the endpoint on `ifindex`, judged on the policy key
+ * port `policy_dport`. */
+static __always_inline int ct_create4(const struct pkt *p, __u8 dir, __u32 src_sec_id, __u32 now,
+				      __u32 rev, __u32 ifindex, __be16 policy_dport)
 {
 	struct ct_entry e = {
 		.packets = 1,
@@ -188,12 +232,13 @@ static __always_inline int ct_create4(void *map, const struct pkt *p, __u8 dir, 
 		.src_sec_id = src_sec_id,
 		.policy_rev = rev,
 		.policy_dport = policy_dport,
+		.ifindex = ifindex,
 	};
 	struct ipv4_ct_tuple t;
 
 	ct_tuple_forward(&t, p->saddr, p->daddr, p->sport, p->dport, p->protocol, dir);
 	ct_update_state(&e, p, 0, now);
-	if (bpf_map_update_elem(map, &t, &e, BPF_ANY) < 0)
+	if (ct_map_update(&t, &e) < 0)
 		return -DROP_CT_CREATE_FAILED;
 	return 0;
 }

@@ -101,9 +101,11 @@ struct ipv4_ct_tuple {
 #define TUPLE_F_OUT 0
 #define TUPLE_F_IN 1
 
-/* Reduced upstream ct_entry: counters, expiry in seconds of bpf_ktime_get_ns, TCP state, and the
- * policy verdict cache: the policy revision the flow was last allowed at and the port its policy
- * key carries (policy_dport of policy.h), so the flow is judged again when the revision moves. */
+/* Reduced upstream ct_entry: counters, expiry in seconds since boot (ct_now), TCP state, and the
+ * policy verdict cache: the policy revision the flow was last allowed at, the port its policy key
+ * carries (policy_dport of policy.h), so the flow is judged again when the revision moves, and the
+ * ifindex of the endpoint's veth it was allowed on, which spares a packet of a flow whose verdict
+ * holds the endpoint lookup (cilium_lxc writes move the revision too). */
 struct ct_entry {
 	__u64 packets;
 	__u64 bytes;
@@ -115,7 +117,7 @@ struct ct_entry {
 	__u32 policy_rev;
 	__be16 policy_dport;
 	__u16 pad0;
-	__u32 pad1;
+	__u32 ifindex;
 };
 
 #define CT_F_RX_CLOSING 0x1

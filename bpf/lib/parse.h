@@ -24,16 +24,40 @@ struct l4_ports {
 	__be16 dport;
 };
 
-/* Copies `len` bytes at `off` of the packet into `to`: straight from the packet's linear data
- * when they are there (no helper call: what every packet pays for its headers), else through
- * bpf_skb_load_bytes, which also reads paged data. */
-static __always_inline int skb_read(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+/* `len` bytes at `off` of the packet in its linear data, or NULL when they are not all there. */
+static __always_inline void *skb_linear(struct __sk_buff *skb, __u32 off, const __u32 len)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 
-	if (off <= 0xffff && data + off + len <= data_end) {
-		__builtin_memcpy(to, data + off, len);
+	if (off <= 0xffff && data + off + len <= data_end)
+		return data + off;
+	return NULL;
+}
+
+/* A pointer to `len` bytes at `off` of the packet: straight into its linear data when they are
+ * there (no helper call, no copy: what every packet pays for its headers), else a copy into `buf`
+ * through bpf_skb_load_bytes, which also reads paged data. NULL when the packet is shorter. */
+static __always_inline const void *skb_header(struct __sk_buff *skb, __u32 off, const __u32 len, void *buf)
+{
+	const void *linear = skb_linear(skb, off, len);
+
+	if (linear)
+		return linear;
+	if (bpf_skb_load_bytes(skb, off, buf, len) < 0)
+		return NULL;
+	return buf;
+}
+
+/* Copies `len` bytes at `off` of the packet into `to`, as skb_header finds them. Headers sit
+ * 2-byte aligned at least (the Ethernet header is 14 bytes), so the copy uses halfword loads
+ * rather than bytes. */
+static __always_inline int skb_read(struct __sk_buff *skb, __u32 off, void *to, const __u32 len)
+{
+	const void *linear = skb_linear(skb, off, len);
+
+	if (linear) {
+		__builtin_memcpy(to, __builtin_assume_aligned(linear, 2), len);
 		return 0;
 	}
 	return bpf_skb_load_bytes(skb, off, to, len);
@@ -87,13 +111,15 @@ static __always_inline int parse_ipv4_l4(struct __sk_buff *skb, struct pkt *p)
 	int ret;
 
 	if (p->protocol == IPPROTO_TCP) {
-		struct tcp_head tcp;
+		const struct tcp_head *tcp;
+		struct tcp_head buf;
 
-		if (skb_read(skb, p->l4_off, &tcp, sizeof(tcp)) < 0)
+		tcp = skb_header(skb, p->l4_off, sizeof(buf), &buf);
+		if (!tcp)
 			return -DROP_INVALID;
-		p->sport = tcp.sport;
-		p->dport = tcp.dport;
-		p->tcp_flags = tcp.flags;
+		p->sport = tcp->sport;
+		p->dport = tcp->dport;
+		p->tcp_flags = tcp->flags;
 		return 0;
 	}
 	if (p->protocol == IPPROTO_ICMP) {
@@ -124,20 +150,20 @@ static __always_inline void frag_id_of(const struct pkt *p, struct ipv4_frag_id 
 static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 {
 	struct ipv4_frag_l4ports *rec;
+	const struct iphdr *ip;
 	struct ipv4_frag_id id;
-	struct iphdr ip;
+	struct iphdr buf;
 
-	if (skb_read(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+	ip = skb_header(skb, ETH_HLEN, sizeof(buf), &buf);
+	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return -DROP_INVALID;
-	if (ip.version != 4 || ip.ihl < 5)
-		return -DROP_INVALID;
-	p->saddr = ip.saddr;
-	p->daddr = ip.daddr;
-	p->protocol = ip.protocol;
+	p->saddr = ip->saddr;
+	p->daddr = ip->daddr;
+	p->protocol = ip->protocol;
 	p->len = skb->len;
-	p->l4_off = ETH_HLEN + ip.ihl * 4;
-	p->ip_id = ip.id;
-	p->is_fragment = (ip.frag_off & bpf_htons(IP_FRAG_OFFSET_MASK)) != 0;
+	p->l4_off = ETH_HLEN + ip->ihl * 4;
+	p->ip_id = ip->id;
+	p->is_fragment = (ip->frag_off & bpf_htons(IP_FRAG_OFFSET_MASK)) != 0;
 	if (p->is_fragment) {
 		frag_id_of(p, &id);
 		rec = bpf_map_lookup_elem(&cilium_ipv4_frag_datagrams, &id);
@@ -149,7 +175,7 @@ static __always_inline int parse_ipv4(struct __sk_buff *skb, struct pkt *p)
 		p->icmp_code = rec->icmp_code;
 		return 0;
 	}
-	p->is_first_fragment = (ip.frag_off & bpf_htons(IP_MF)) != 0;
+	p->is_first_fragment = (ip->frag_off & bpf_htons(IP_MF)) != 0;
 	return parse_ipv4_l4(skb, p);
 }
 

@@ -271,15 +271,19 @@ describe('LinuxDatapath', function () {
       expect(lastDropReason()).to.equal(133);
     });
 
-    it('fails the endpoint closed when the policy revision cannot be published, keeping both causes', async function () {
+    it('fails the endpoint closed when the policy revision cannot be published, live flows and both causes included', async function () {
       await dp.syncPolicy(ep.id, ...enforcingWhereEntries([allow(peer.identity, 80)]));
-      expect(synTo(peer.ip, 80)).to.equal(0);
+      const live = { src: ep.ipv4, dst: peer.ip, sport: sport++, dport: 80 };
+      expect(dp.testRun('from-container', tcpPacket({ ...live, flags: TCP_SYN })).retval).to.equal(0);
       const revision = pinned('cilium_policy_revision');
       try {
         revision.freeze(); // every later bump fails with EPERM
         const err = await rejection(dp.syncPolicy(ep.id, ...enforcingWhereEntries([allow(peer.identity, 81)])));
         expect(err.message).to.match(/^cilium_policy_revision: could not be bumped after policy sync of endpoint 10, cached verdicts may be stale; endpoint\(s\) 10 drop all traffic \(203\)/);
         dp.drainEvents();
+        // Its entry still holds the revision it was allowed at, which did not move.
+        expect(dp.testRun('from-container', tcpPacket({ ...live, flags: TCP_ACK })).retval, 'the live flow is cut too').to.equal(2);
+        expect(lastDropReason()).to.equal(203);
         expect(synTo(peer.ip, 81), 'the new allow is not trusted without a revision').to.equal(2);
         expect(lastDropReason()).to.equal(203);
         const both = await rejection(dp.syncPolicy(ep.id, ...enforcingWhereEntries([{ ...allow(peer.identity, 80), port: 70000 }])));

@@ -322,6 +322,14 @@ export class LinuxDatapath implements Datapath {
           errors.push(closeErr);
         }
       }
+      // Live flows pass on the verdict (and endpoint) their conntrack entry cached while the
+      // revision stands still: without their entries their next packets meet the closed policy.
+      try {
+        this.flushConntrack(ids.flatMap((id) => this.lxcEntriesOf(id).map(([ip]) => ip)));
+      } catch (flushErr) {
+        notClosed.push(`conntrack of ${ids.join(', ')} (${describeFailure(flushErr)})`);
+        errors.push(flushErr);
+      }
       const closed = notClosed.length === 0 ? `endpoint(s) ${ids.join(', ') || 'none'} drop all traffic (203) until a sync succeeds` : `endpoint(s) NOT closed: ${notClosed.join(', ')}`;
       const failed = changeErr === undefined ? '' : `; the ${what} itself failed: ${describeFailure(changeErr)}`;
       throw new DatapathError('cilium_policy_revision', `could not be bumped after ${what}, cached verdicts may be stale; ${closed}: ${describeFailure(revErr)}${failed}`, { cause: new AggregateError(errors, `${what}: policy revision not published`) });

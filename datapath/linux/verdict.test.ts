@@ -412,6 +412,23 @@ describe('endpoint program verdicts (BPF_PROG_TEST_RUN)', function () {
       ]);
     });
 
+    it('judges an established flow\'s packets on another veth by that veth, whatever the flow\'s entry caches (132, 151)', async function () {
+      await policyA([]);
+      await dp.syncPolicy(B.id, ...enforcingWhereEntries([]));
+      const { out, back } = establish();
+      dp.drainEvents();
+      // A's live flow handed to B's veth: its entries hold the current revision, for A's veth.
+      expect(run('from-container', out, linkB!.ifindex)).to.equal(DROP);
+      expect(run('to-container', back, linkB!.ifindex)).to.equal(DROP);
+      expect(run('from-container', out)).to.equal(PASS);
+      expect(run('to-container', back)).to.equal(PASS);
+      const drops = dp.drainEvents().filter((e): e is DropEvent => e.type === 'drop');
+      expect(drops.map((d) => [d.reason, d.direction])).to.deep.equal([
+        [132, 'egress'],
+        [151, 'ingress'],
+      ]);
+    });
+
     it('drops spoofed sources (132) and IPv6 (139), passes ARP', function () {
       expect(run('from-container', tcpPacket({ src: '10.200.0.99', dst: WEB.ip, sport: 1, dport: 80, flags: TCP_SYN }))).to.equal(DROP);
       expect(run('from-container', ipv6Packet())).to.equal(DROP);

@@ -58,7 +58,8 @@ describe('map codecs', function () {
     entry.writeUInt8(0x12, 22);
     entry.writeUInt32LE(42, 24);
     entry.writeUInt32LE(7, 28);
-    expect(decodeCtEntry(entry)).to.deep.equal({ packets: 3, bytes: 180, lifetime: 8100, rxClosing: false, txClosing: true, seenNonSyn: true, txFlagsSeen: 0x12, rxFlagsSeen: 0, srcIdentity: 42, policyRevision: 7 });
+    entry.writeUInt32LE(31, 36);
+    expect(decodeCtEntry(entry)).to.deep.equal({ packets: 3, bytes: 180, lifetime: 8100, rxClosing: false, txClosing: true, seenNonSyn: true, txFlagsSeen: 0x12, rxFlagsSeen: 0, srcIdentity: 42, policyRevision: 7, ifindex: 31 });
   });
 
   it('metrics: key fields and per-CPU sums', function () {

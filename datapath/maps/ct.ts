@@ -22,7 +22,7 @@ export const CT_ENTRY_LAYOUT = {
     policy_rev: at(28, 4),
     policy_dport: at(32, 2),
     pad0: at(34, 2),
-    pad1: at(36, 4),
+    ifindex: at(36, 4),
   },
 } as const satisfies StructLayout;
 
@@ -41,7 +41,7 @@ export interface CtTuple {
 export interface CtEntry {
   packets: number;
   bytes: number;
-  /** Expiry in seconds of the kernel's monotonic clock (bpf_ktime_get_ns). */
+  /** Expiry in seconds since boot, counted in jiffies (within a second of CLOCK_MONOTONIC, never ahead of it). */
   lifetime: number;
   rxClosing: boolean;
   txClosing: boolean;
@@ -51,6 +51,8 @@ export interface CtEntry {
   srcIdentity: number;
   /** Policy revision (cilium_policy_revision) the flow was last allowed at. */
   policyRevision: number;
+  /** The veth of the endpoint the flow was last allowed for (while the revision holds). */
+  ifindex: number;
 }
 
 const TUPLE_F_IN = 1;
@@ -81,5 +83,6 @@ export function decodeCtEntry(buf: Buffer): CtEntry {
     rxFlagsSeen: buf.readUInt8(E.rx_flags_seen.offset),
     srcIdentity: buf.readUInt32LE(E.src_sec_id.offset),
     policyRevision: buf.readUInt32LE(E.policy_rev.offset),
+    ifindex: buf.readUInt32LE(E.ifindex.offset),
   };
 }
