@@ -73,17 +73,28 @@ export function icmpSummary(type: number, code: number): string {
   return `${name}(${codes[code] ?? `Code: ${code}`})`;
 }
 
+// The flags and summary of each TCP flags byte, made once: flows of one byte share its (frozen) flags.
+const tcpFlagsOfByte = new Array<{ flags: TCPFlags; summary: string } | undefined>(256);
+
+function tcpFlagsOf(byte: number): { flags: TCPFlags; summary: string } {
+  let known = tcpFlagsOfByte[byte];
+  if (known === undefined) {
+    const flags = Object.freeze(tcpFlags(byte));
+    known = tcpFlagsOfByte[byte] = { flags, summary: `TCP Flags: ${SUMMARY_FLAG_ORDER.filter((f) => flags[f]).join(', ')}` };
+  }
+  return known;
+}
+
 function layer4(p: PacketSummary): { l4?: Layer4; summary: string } {
-  const ports = { source_port: p.srcPort, destination_port: p.dstPort };
   switch (p.protocol) {
     case IPPROTO_TCP: {
-      const flags = tcpFlags(p.flags);
-      return { l4: { TCP: { ...ports, flags } }, summary: `TCP Flags: ${SUMMARY_FLAG_ORDER.filter((f) => flags[f]).join(', ')}` };
+      const { flags, summary } = tcpFlagsOf(p.flags);
+      return { l4: { TCP: { source_port: p.srcPort, destination_port: p.dstPort, flags } }, summary };
     }
     case IPPROTO_UDP:
-      return { l4: { UDP: ports }, summary: 'UDP' };
+      return { l4: { UDP: { source_port: p.srcPort, destination_port: p.dstPort } }, summary: 'UDP' };
     case IPPROTO_SCTP:
-      return { l4: { SCTP: ports }, summary: 'SCTP' };
+      return { l4: { SCTP: { source_port: p.srcPort, destination_port: p.dstPort } }, summary: 'SCTP' };
     case IPPROTO_ICMP: {
       const type = p.flags >> 8;
       const code = p.flags & 0xff;
@@ -131,7 +142,6 @@ export function eventToFlow(ev: DatapathEvent, meta: { timeMs: number; uuid: str
     uuid: meta.uuid,
     verdict: 'FORWARDED',
     IP: { source: p.srcIp, destination: p.dstIp, ipVersion: 'IPv4' },
-    ...(l4 ? { l4 } : {}),
     source,
     destination,
     Type: 'L3_L4',
@@ -140,7 +150,7 @@ export function eventToFlow(ev: DatapathEvent, meta: { timeMs: number; uuid: str
     traffic_direction: 'TRAFFIC_DIRECTION_UNKNOWN',
     Summary: summary,
   };
-  let decidedBy: { cookie: number; allowed: boolean; direction: 'ingress' | 'egress' } | undefined;
+  if (l4) flow.l4 = l4;
   switch (ev.type) {
     case 'drop':
       flow.verdict = 'DROPPED';
@@ -148,7 +158,7 @@ export function eventToFlow(ev: DatapathEvent, meta: { timeMs: number; uuid: str
       flow.drop_reason_desc = dropReasonDesc(ev.reason);
       flow.event_type.sub_type = ev.reason;
       flow.traffic_direction = DIRECTION[ev.direction];
-      decidedBy = { cookie: ev.cookie, allowed: false, direction: ev.direction };
+      decidedBy(flow, ctx, ev.cookie, ev.direction, false);
       break;
     case 'trace': {
       flow.trace_observation_point = observationPoint(ev.observationPoint);
@@ -169,12 +179,21 @@ export function eventToFlow(ev: DatapathEvent, meta: { timeMs: number; uuid: str
         flow.drop_reason = ev.verdict;
         flow.drop_reason_desc = dropReasonDesc(ev.verdict);
       }
-      decidedBy = { cookie: ev.cookie, allowed: ev.verdict === 0, direction: ev.direction };
+      decidedBy(flow, ctx, ev.cookie, ev.direction, ev.verdict === 0);
       break;
   }
-  const policy = decidedBy && decidedBy.cookie !== 0 ? ctx.policy(decidedBy.cookie) : undefined;
-  if (decidedBy && policy) flow[`${decidedBy.direction}_${decidedBy.allowed ? 'allowed' : 'denied'}_by`] = [policy];
   return flow;
+}
+
+// The policy whose rule cookie the datapath reported, in the field of its direction and verdict.
+function decidedBy(flow: Flow, ctx: FlowContext, cookie: number, direction: 'ingress' | 'egress', allowed: boolean): void {
+  const policy = cookie !== 0 ? ctx.policy(cookie) : undefined;
+  if (policy === undefined) return;
+  if (direction === 'ingress') {
+    if (allowed) flow.ingress_allowed_by = [policy];
+    else flow.ingress_denied_by = [policy];
+  } else if (allowed) flow.egress_allowed_by = [policy];
+  else flow.egress_denied_by = [policy];
 }
 
 function setReply(flow: Flow, reply: boolean): void {

@@ -118,4 +118,15 @@ describe('event records', function () {
     expect(() => decodeEvent(Buffer.alloc(40))).to.throw(EventDecodeError, /40 bytes/);
     expect(() => decodeEvent(record(1, 133, 0, () => undefined))).to.throw(EventDecodeError, /direction byte 0/);
   });
+
+  it('addresses past 127.255.255.255 and a capture cut before the ports', function () {
+    const b = record(4, 0, 1, () => undefined);
+    b.writeUInt32BE(0xc0a80a05, 32 + 12); // 192.168.10.5
+    b.writeUInt32BE(0xffffffff, 32 + 16);
+    expect((decodeEvent(b) as TraceEvent).packet).to.deep.equal({ ...packet, srcIp: '192.168.10.5', dstIp: '255.255.255.255' });
+    b.writeUInt16LE(22, 8);
+    expect((decodeEvent(b) as TraceEvent).packet).to.deep.equal({ srcIp: '192.168.10.5', dstIp: '255.255.255.255', protocol: 6, srcPort: 0, dstPort: 0, flags: 0 });
+    b.writeUInt16LE(19, 8);
+    expect((decodeEvent(b) as TraceEvent).packet).to.deep.equal({ srcIp: '0.0.0.0', dstIp: '0.0.0.0', protocol: 0, srcPort: 0, dstPort: 0, flags: 0 });
+  });
 });

@@ -59,58 +59,80 @@ function direction(dir: number): PolicyDirection {
   throw new EventDecodeError(`direction byte ${dir} is neither 1 (ingress) nor 2 (egress)`);
 }
 
-/** The IPv4 and L4 headers captured from the packet, summarised; zeros for what was not captured. */
-export function decodePacketSummary(data: Buffer): PacketSummary {
+// Addresses repeat from record to record: one string per address spares formatting it here and
+// hashing it again in every map the event's flow passes through (keys: the address as an int32).
+const ADDRESS_CACHE_MAX = 65_536;
+const addresses = new Map<number, string>();
+
+function address(data: Buffer, offset: number): string {
+  const key = data.readInt32BE(offset);
+  let text = addresses.get(key);
+  if (text === undefined) {
+    if (addresses.size >= ADDRESS_CACHE_MAX) addresses.clear();
+    text = ipv4String(data, offset);
+    addresses.set(key, text);
+  }
+  return text;
+}
+
+/** The IPv4 and L4 headers captured from the packet at `data[start, end)`, summarised; zeros for what was not captured. */
+function decodePacketSummary(data: Buffer, start: number, end: number): PacketSummary {
   const summary: PacketSummary = { srcIp: '0.0.0.0', dstIp: '0.0.0.0', protocol: 0, srcPort: 0, dstPort: 0, flags: 0 };
-  if (data.length < 20 || data[0]! >> 4 !== 4) return summary;
-  summary.srcIp = ipv4String(data, 12);
-  summary.dstIp = ipv4String(data, 16);
-  summary.protocol = data[9]!;
-  const l4 = (data[0]! & 0x0f) * 4;
-  const fragment = (data.readUInt16BE(6) & 0x1fff) !== 0;
-  if (fragment) return summary;
-  if (summary.protocol === IPPROTO_ICMP) {
-    if (data.length >= l4 + 2) summary.flags = (data[l4]! << 8) | data[l4 + 1]!;
+  if (end - start < 20 || data[start]! >> 4 !== 4) return summary;
+  summary.srcIp = address(data, start + 12);
+  summary.dstIp = address(data, start + 16);
+  const protocol = data[start + 9]!;
+  summary.protocol = protocol;
+  const l4 = start + (data[start]! & 0x0f) * 4;
+  const fragment = ((data[start + 6]! << 8) | data[start + 7]!) & 0x1fff;
+  if (fragment !== 0) return summary;
+  if (protocol === IPPROTO_ICMP) {
+    if (end >= l4 + 2) summary.flags = (data[l4]! << 8) | data[l4 + 1]!;
     return summary;
   }
-  if (data.length >= l4 + 4) {
-    summary.srcPort = data.readUInt16BE(l4);
-    summary.dstPort = data.readUInt16BE(l4 + 2);
+  if (end >= l4 + 4) {
+    summary.srcPort = (data[l4]! << 8) | data[l4 + 1]!;
+    summary.dstPort = (data[l4 + 2]! << 8) | data[l4 + 3]!;
   }
-  if (summary.protocol === IPPROTO_TCP && data.length >= l4 + 14) summary.flags = data[l4 + 13]!;
+  if (protocol === IPPROTO_TCP && end >= l4 + 14) summary.flags = data[l4 + 13]!;
   return summary;
 }
 
 export function decodeEvent(record: Buffer): DatapathEvent {
   if (record.length < RECORD_SIZE) throw new EventDecodeError(`${record.length} bytes, records are ${RECORD_SIZE}`);
-  const version = record.readUInt8(C.version.offset);
+  const version = record[C.version.offset]!;
   if (version !== RECORD_VERSION) throw new EventDecodeError(`version ${version}, expected ${RECORD_VERSION}`);
-  const type = record.readUInt8(C.type.offset);
+  const type = record[C.type.offset]!;
   const lenCap = Math.min(record.readUInt16LE(C.len_cap.offset), RECORD_SIZE - DATA_OFFSET);
-  const base = {
-    endpointId: record.readUInt16LE(C.source.offset),
-    srcIdentity: record.readUInt32LE(H.src_label.offset),
-    dstIdentity: record.readUInt32LE(H.dst_label.offset),
-    packet: decodePacketSummary(record.subarray(DATA_OFFSET, DATA_OFFSET + lenCap)),
-  };
+  const endpointId = record.readUInt16LE(C.source.offset);
+  const srcIdentity = record.readUInt32LE(H.src_label.offset);
+  const dstIdentity = record.readUInt32LE(H.dst_label.offset);
+  const packet = decodePacketSummary(record, DATA_OFFSET, DATA_OFFSET + lenCap);
+  // Each kind one object literal (no spread of shared fields): decoding runs for every event.
   switch (type) {
     case TYPE_DROP:
       return {
         type: 'drop',
-        ...base,
-        reason: record.readUInt8(C.subtype.offset),
-        direction: direction(record.readUInt8(C.dir.offset)),
+        endpointId,
+        srcIdentity,
+        dstIdentity,
+        packet,
+        reason: record[C.subtype.offset]!,
+        direction: direction(record[C.dir.offset]!),
         cookie: record.readUInt32LE(DROP_NOTIFY_LAYOUT.members.cookie.offset),
       };
     case TYPE_TRACE:
-      return { type: 'trace', ...base, observationPoint: record.readUInt8(C.subtype.offset), ctState: record.readUInt8(TRACE_NOTIFY_LAYOUT.members.reason.offset) };
+      return { type: 'trace', endpointId, srcIdentity, dstIdentity, packet, observationPoint: record[C.subtype.offset]!, ctState: record[TRACE_NOTIFY_LAYOUT.members.reason.offset]! };
     case TYPE_POLICY_VERDICT:
       return {
         type: 'policy-verdict',
-        ...base,
-        direction: direction(record.readUInt8(C.dir.offset)),
+        endpointId,
+        srcIdentity,
+        dstIdentity,
+        packet,
+        direction: direction(record[C.dir.offset]!),
         verdict: record.readUInt16LE(POLICY_VERDICT_NOTIFY_LAYOUT.members.verdict.offset),
-        matchType: record.readUInt8(POLICY_VERDICT_NOTIFY_LAYOUT.members.match_type.offset),
+        matchType: record[POLICY_VERDICT_NOTIFY_LAYOUT.members.match_type.offset]!,
         cookie: record.readUInt32LE(POLICY_VERDICT_NOTIFY_LAYOUT.members.cookie.offset),
       };
     default:

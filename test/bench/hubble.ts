@@ -320,14 +320,17 @@ class Bench {
       const src = pods[(i * 7) % GEN_PODS]!;
       const dst = pods[(i * 13 + 5) % GEN_PODS]!;
       const packet = { srcIp: src.ipv4, dstIp: dst.ipv4, protocol: IPPROTO_TCP, srcPort: 32768 + ((i * 7919) % 28000), dstPort: 8000 + (i % 5), flags: i % 4 === 0 ? 0x02 : 0x10 };
-      const base = { endpointId: dst.id, srcIdentity: src.identity, dstIdentity: dst.identity, packet };
+      const endpointId = dst.id;
+      const srcIdentity = src.identity;
+      const dstIdentity = dst.identity;
+      // Literals, not a spread of shared fields: generating 10M events is most of this phase's time otherwise.
       switch (i % 5) {
         case 0:
-          return { ...base, type: 'drop', reason: 133, direction: 'ingress', cookie: 0 };
+          return { type: 'drop', endpointId, srcIdentity, dstIdentity, packet, reason: 133, direction: 'ingress', cookie: 0 };
         case 1:
-          return { ...base, type: 'policy-verdict', direction: 'ingress', verdict: 0, matchType: 2, cookie: COOKIE };
+          return { type: 'policy-verdict', endpointId, srcIdentity, dstIdentity, packet, direction: 'ingress', verdict: 0, matchType: 2, cookie: COOKIE };
         default:
-          return { ...base, type: 'trace', observationPoint: 0, ctState: i % 4 === 0 ? 1 : 2 };
+          return { type: 'trace', endpointId, srcIdentity, dstIdentity, packet, observationPoint: 0, ctState: i % 4 === 0 ? 1 : 2 };
       }
     };
     return { sources: sourcesOf(pods), event };

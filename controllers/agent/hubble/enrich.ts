@@ -88,7 +88,9 @@ export const ENDPOINT_CACHE_MS = 1000;
 const ENDPOINT_CACHE_MAX = 65_536;
 
 export function flowContext(s: ObserverSources, now: () => number = Date.now): FlowContext {
-  const cache = new Map<string, { at: number; endpoint: Endpoint }>();
+  // By identity, then address: no key string is built per lookup.
+  const cache = new Map<number, Map<string, { at: number; endpoint: Endpoint }>>();
+  let cached = 0;
   const resolve = (ip: string, datapathIdentity: number): Endpoint => {
     const local = s.localEndpointByIp(ip);
     if (local) {
@@ -119,13 +121,19 @@ export function flowContext(s: ObserverSources, now: () => number = Date.now): F
   return {
     nodeName: s.nodeName,
     endpoint(ip: string, datapathIdentity: number): Endpoint {
-      const key = `${ip}/${datapathIdentity}`;
       const t = now();
-      const hit = cache.get(key);
+      let byIp = cache.get(datapathIdentity);
+      const hit = byIp?.get(ip);
       if (hit !== undefined && t - hit.at < ENDPOINT_CACHE_MS) return hit.endpoint;
-      if (cache.size >= ENDPOINT_CACHE_MAX) cache.clear();
+      if (cached >= ENDPOINT_CACHE_MAX) {
+        cache.clear();
+        cached = 0;
+        byIp = undefined;
+      }
+      if (byIp === undefined) cache.set(datapathIdentity, (byIp = new Map<string, { at: number; endpoint: Endpoint }>()));
       const endpoint = resolve(ip, datapathIdentity);
-      cache.set(key, { at: t, endpoint });
+      if (!byIp.has(ip)) cached++;
+      byIp.set(ip, { at: t, endpoint });
       return endpoint;
     },
     policy: (cookie) => s.policyOfCookie(cookie),

@@ -92,7 +92,8 @@ export class HubbleObserver {
   /** Decodes one event observed now and stores its flow. */
   ingest(ev: DatapathEvent, timeMs = performance.timeOrigin + performance.now()): Flow {
     const flow = eventToFlow(ev, { timeMs, uuid: this.ids.take() }, this.ctx);
-    for (const ns of [flow.source.namespace, flow.destination.namespace]) if (ns !== '') this.namespaces.set(ns, timeMs);
+    if (flow.source.namespace !== '') this.namespaces.set(flow.source.namespace, timeMs);
+    if (flow.destination.namespace !== '') this.namespaces.set(flow.destination.namespace, timeMs);
     this.seenFlows++;
     this.ring.write({ time: flow.time, flow });
     this.metrics?.processFlow(flow);

@@ -4,7 +4,6 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { checkListenAddress, type ConfigOf, type OptionSpecs } from '../../config/options.js';
 import { checkMetricsOption } from './metrics-options.js';
-import { peerPort } from './peer.js';
 
 /** Upstream: 1024 events per CPU, at most 16384, when hubble-event-queue-size is 0. */
 const QUEUE_PER_CPU = 1024;
@@ -75,9 +74,4 @@ export function hubbleSettings(config: HubbleConfig & { 'state-dir': string }, c
         }
       : {}),
   };
-}
-
-/** The port peers reach this node's Hubble server on. */
-export function hubblePort(settings: HubbleSettings): number {
-  return peerPort(settings.listenAddress);
 }

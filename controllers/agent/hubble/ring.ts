@@ -29,6 +29,7 @@ export class FlowRing {
   write(ev: HubbleEvent): void {
     this.slots[this.written % this.capacity] = ev;
     this.written++;
+    if (this.waiters.length === 0) return;
     const waiters = this.waiters;
     this.waiters = [];
     for (const w of waiters) w();

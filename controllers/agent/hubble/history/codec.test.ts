@@ -6,7 +6,7 @@ import { FlowIds } from '../flow-ids.js';
 import { HubbleObserver } from '../observer.js';
 import { DENY_POLICY, mixedEvent, policyDrop, testSettings, testSources, traceNew } from '../testing.js';
 import { ByteReader, ByteWriter } from './bytes.js';
-import { decodeFlows, encodeFlows } from './codec.js';
+import { BlockEncoder, decodeFlows, encodeFlows } from './codec.js';
 
 const T0 = 1_700_000_000_000;
 
@@ -44,6 +44,26 @@ describe('hubble history block encoding', () => {
     const all = [...flows, foreign];
     expect(decodeFlows(encodeFlows(all))).to.deep.equal(all);
     expect(decodeFlows(encodeFlows([]))).to.deep.equal([]);
+  });
+
+  it('a block encoded a flow at a time: finish() midway leaves it going, reset() starts the next with a fresh dictionary', () => {
+    const o = observer();
+    const flows: Flow[] = [];
+    for (let i = 0; i < 300; i++) flows.push(o.ingest(mixedEvent(i), T0 + i * 0.25));
+    const block = new BlockEncoder(4);
+    for (const f of flows.slice(0, 100)) block.add(f);
+    expect(decodeFlows(block.finish())).to.deep.equal(flows.slice(0, 100));
+    for (const f of flows.slice(100, 200)) block.add(f);
+    expect(block.finish()).to.deep.equal(encodeFlows(flows.slice(0, 200)));
+    expect([block.count, block.minMs, block.maxMs]).to.deep.equal([200, T0, T0 + 199 * 0.25]);
+    block.reset();
+    expect(block.finish()).to.deep.equal(encodeFlows([]));
+    // Out of order, as a block may receive them: times and uuids as deltas both ways.
+    const shuffled = [...flows.slice(200)].reverse();
+    for (const f of shuffled) block.add(f);
+    expect(decodeFlows(block.finish())).to.deep.equal(shuffled);
+    expect(block.finish()).to.deep.equal(encodeFlows(shuffled));
+    expect([block.minMs, block.maxMs]).to.deep.equal([T0 + 200 * 0.25, T0 + 299 * 0.25]);
   });
 
   it('a corrupted block is refused, not misread', () => {

@@ -4,7 +4,7 @@
 // the dictionary) and the delta of its last 48 bits (the observer's uuids count up), dictionary
 // indexes, ports, flag bits. A field this encoding does not know travels as JSON, so a block
 // decodes to flows equal to the ones encoded. Compression (store.ts) squeezes the rows further.
-import type { Endpoint, Flow, Layer4, Policy, TCPFlags, Timestamp } from '../../../hubble/flow-types.js';
+import type { Endpoint, Flow, Layer4, Policy, TCPFlags } from '../../../hubble/flow-types.js';
 import { ByteReader, ByteReaderError, ByteWriter } from './bytes.js';
 
 const FORMAT = 1;
@@ -28,19 +28,20 @@ const IP_JSON = 1 << 14;
 const UUID_RAW = 1 << 15;
 const POLICY_BITS = 16; // four bits from here: egress/ingress allowed/denied by
 const IFACE_JSON = 1 << 20;
+// The bits of a row that each say one optional field is present.
+const OPTIONAL_FIELDS = HAS_DROP_REASON | HAS_DESC_NAME | HAS_DESC_NUMBER | HAS_MATCH_TYPE | HAS_OBS_POINT | HAS_TRACE_REASON | HAS_IS_REPLY | HAS_REPLY | HAS_INTERFACE | L4_COMPACT | L4_JSON | (0xf << POLICY_BITS);
 const POLICY_FIELDS = ['egress_allowed_by', 'ingress_allowed_by', 'egress_denied_by', 'ingress_denied_by'] as const;
 
 // Fields whose strings repeat from flow to flow (Dictionary.ofAt).
-const SLOT_UUID = 0;
-const SLOT_VERDICT = 1;
-const SLOT_DIRECTION = 2;
-const SLOT_IP_VERSION = 3;
-const SLOT_TYPE = 4;
-const SLOT_NODE = 5;
-const SLOT_SUMMARY = 6;
-const SLOT_OBS_POINT = 7;
-const SLOT_TRACE_REASON = 8;
-const SLOT_IFNAME = 9;
+const SLOT_VERDICT = 0;
+const SLOT_DIRECTION = 1;
+const SLOT_IP_VERSION = 2;
+const SLOT_TYPE = 3;
+const SLOT_NODE = 4;
+const SLOT_SUMMARY = 5;
+const SLOT_OBS_POINT = 6;
+const SLOT_TRACE_REASON = 7;
+const SLOT_IFNAME = 8;
 
 const L4_KINDS = ['TCP', 'UDP', 'SCTP', 'ICMPv4'] as const;
 const TCP_FLAGS: (keyof TCPFlags)[] = ['FIN', 'SYN', 'RST', 'PSH', 'ACK', 'URG', 'ECE', 'CWR', 'NS'];
@@ -69,7 +70,8 @@ const KNOWN = new Set<string>([
   ...POLICY_FIELDS,
 ]);
 
-const UUID_TAIL = /^[0-9a-f]{12}$/;
+const UUID_LENGTH = 36;
+const UUID_HEAD = 24;
 // Fields every flow has: time, uuid, verdict, IP, source, destination, Type, node_name,
 // event_type, traffic_direction, Summary.
 const REQUIRED_FIELDS = 11;
@@ -80,12 +82,6 @@ function popcount(n: number): number {
   return c;
 }
 
-// The optional fields a row's bits say are present.
-function optionalCount(bits: number, f: Flow): number {
-  const flags = HAS_DROP_REASON | HAS_DESC_NAME | HAS_DESC_NUMBER | HAS_MATCH_TYPE | HAS_OBS_POINT | HAS_TRACE_REASON | HAS_IS_REPLY | HAS_REPLY | HAS_INTERFACE;
-  return popcount(bits & flags) + popcount((bits >>> POLICY_BITS) & 0xf) + (f.l4 !== undefined ? 1 : 0);
-}
-
 function unknownFields(f: Flow): Record<string, unknown> | undefined {
   let extra: Record<string, unknown> | undefined;
   for (const key of Object.keys(f)) {
@@ -94,6 +90,23 @@ function unknownFields(f: Flow): Record<string, unknown> | undefined {
     extra[key] = (f as unknown as Record<string, unknown>)[key];
   }
   return extra;
+}
+
+function keyCount(o: object): number {
+  return Object.keys(o).length;
+}
+
+// The counter in the last 12 hex digits of a uuid of FlowIds; -1 for any other uuid.
+function uuidCounter(uuid: string): number {
+  if (uuid.length !== UUID_LENGTH) return -1;
+  let n = 0;
+  for (let i = UUID_HEAD; i < UUID_LENGTH; i++) {
+    const c = uuid.charCodeAt(i);
+    const digit = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x66 ? c - 0x57 : -1;
+    if (digit < 0) return -1;
+    n = n * 16 + digit;
+  }
+  return n;
 }
 
 /** The dictionary a block's rows index: equal strings once, objects by identity first, then by their JSON. */
@@ -146,89 +159,153 @@ class Dictionary {
   }
 }
 
-function nanosOf(t: Timestamp): [number, number] {
-  return [Number(t.seconds), t.nanos];
-}
-
-function keyCount(o: object): number {
-  return Object.keys(o).length;
-}
-
+// The L4 kind a row stores in its compact form, or -1 when the L4 carries more than it.
 function compactL4(l4: Layer4): number {
   if (keyCount(l4) !== 1) return -1;
-  const inner = l4.TCP ?? l4.UDP ?? l4.SCTP ?? l4.ICMPv4;
-  if (inner === undefined) return -1;
+  let kind: number;
+  let inner: object | undefined;
+  if ((inner = l4.TCP) !== undefined) kind = 0;
+  else if ((inner = l4.UDP) !== undefined) kind = 1;
+  else if ((inner = l4.SCTP) !== undefined) kind = 2;
+  else if ((inner = l4.ICMPv4) !== undefined) kind = 3;
+  else return -1;
   // TCP carries ports and flags, the others two numbers each.
-  const kind = l4.TCP ? 0 : l4.UDP ? 1 : l4.SCTP ? 2 : 3;
   return keyCount(inner) === (kind === 0 ? 3 : 2) ? kind : -1;
 }
 
-function flagBits(flags: TCPFlags): [number, number] {
-  let present = 0;
-  let set = 0;
-  for (let i = 0; i < TCP_FLAGS.length; i++) {
-    const v = flags[TCP_FLAGS[i]!];
-    if (v === undefined) continue;
-    present |= 1 << i;
-    if (v) set |= 1 << i;
-  }
-  return [present, set];
+// A flag's presence bit at `i` and its value at `i + 9`.
+function flagBit(v: boolean | undefined, i: number): number {
+  return v === undefined ? 0 : v ? (1 << i) | (1 << (i + 9)) : 1 << i;
 }
 
-/** The uncompressed block of `flows` (in the order given; times need not be increasing). */
-export function encodeFlows(flows: readonly Flow[]): Buffer {
-  const dict = new Dictionary();
-  const rows = new ByteWriter(flows.length * 48 + 64);
-  let [prevSec, prevNanos] = flows.length > 0 ? nanosOf(flows[0]!.time) : [0, 0];
-  const baseSec = prevSec;
-  const baseNanos = prevNanos;
-  let prevCounter = 0;
-  for (const f of flows) {
-    const [sec, nanos] = nanosOf(f.time);
-    rows.varint((sec - prevSec) * 1e9 + (nanos - prevNanos));
-    prevSec = sec;
-    prevNanos = nanos;
+// Named loads in TCP_FLAGS order: a loop over the names would be a megamorphic keyed load per flag.
+function flagBits(fl: TCPFlags): number {
+  return flagBit(fl.FIN, 0) | flagBit(fl.SYN, 1) | flagBit(fl.RST, 2) | flagBit(fl.PSH, 3) | flagBit(fl.ACK, 4) | flagBit(fl.URG, 5) | flagBit(fl.ECE, 6) | flagBit(fl.CWR, 7) | flagBit(fl.NS, 8);
+}
+
+/**
+ * One block encoded a flow at a time: add() writes the flow's row at once, so a block being
+ * filled holds bytes, not flows. finish() gives the block encodeFlows gives for the same flows.
+ */
+export class BlockEncoder {
+  private dict = new Dictionary();
+  private readonly rows: ByteWriter;
+  /** Flows added since the last reset. */
+  count = 0;
+  /** Oldest and newest flow time (ms since the epoch, fractions kept). */
+  minMs = Infinity;
+  maxMs = -Infinity;
+  private baseSec = 0;
+  private baseNanos = 0;
+  private prevSec = 0;
+  private prevNanos = 0;
+  private prevSecText = '';
+  private prevCounter = 0;
+  private uuidHead = '';
+  private uuidHeadIndex = 0;
+
+  constructor(expectedFlows = 1024) {
+    this.rows = new ByteWriter(expectedFlows * 32 + 64);
+  }
+
+  /** Empties the block; the row buffer is kept for the next one. */
+  reset(): void {
+    this.dict = new Dictionary();
+    this.rows.pos = 0;
+    this.count = 0;
+    this.minMs = Infinity;
+    this.maxMs = -Infinity;
+    this.prevSecText = '';
+    this.prevCounter = 0;
+    this.uuidHead = '';
+  }
+
+  /** Encodes `f` into the block; a flow that cannot be encoded (it throws) leaves the block as it was. */
+  add(f: Flow): void {
+    const { pos } = this.rows;
+    const { prevSec, prevSecText, prevNanos, prevCounter, minMs, maxMs } = this;
+    try {
+      this.row(f);
+    } catch (err) {
+      this.rows.pos = pos;
+      Object.assign(this, { prevSec, prevSecText, prevNanos, prevCounter, minMs, maxMs });
+      throw err;
+    }
+  }
+
+  private row(f: Flow): void {
+    const rows = this.rows;
+    const dict = this.dict;
+    const t = f.time;
+    const sec = t.seconds === this.prevSecText ? this.prevSec : Number(t.seconds);
+    const nanos = t.nanos;
+    if (this.count === 0) {
+      this.baseSec = this.prevSec = sec;
+      this.baseNanos = this.prevNanos = nanos;
+    }
+    rows.varint((sec - this.prevSec) * 1e9 + (nanos - this.prevNanos));
+    this.prevSec = sec;
+    this.prevSecText = t.seconds;
+    this.prevNanos = nanos;
+    const ms = sec * 1000 + nanos / 1e6;
+    if (ms < this.minMs) this.minMs = ms;
+    if (ms > this.maxMs) this.maxMs = ms;
 
     let bits = 0;
-    const tail = f.uuid.slice(24);
-    const uuidCompact = f.uuid.length === 36 && UUID_TAIL.test(tail);
-    if (!uuidCompact) bits |= UUID_RAW;
+    const counter = uuidCounter(f.uuid);
+    if (counter < 0) bits |= UUID_RAW;
     if (f.drop_reason !== undefined) bits |= HAS_DROP_REASON;
-    if (typeof f.drop_reason_desc === 'string') bits |= HAS_DESC_NAME;
-    else if (typeof f.drop_reason_desc === 'number') bits |= HAS_DESC_NUMBER;
+    const desc = f.drop_reason_desc;
+    if (typeof desc === 'string') bits |= HAS_DESC_NAME;
+    else if (typeof desc === 'number') bits |= HAS_DESC_NUMBER;
     if (f.policy_match_type !== undefined) bits |= HAS_MATCH_TYPE;
     if (f.trace_observation_point !== undefined) bits |= HAS_OBS_POINT;
     if (f.trace_reason !== undefined) bits |= HAS_TRACE_REASON;
     if (f.is_reply !== undefined) bits |= HAS_IS_REPLY | (f.is_reply.value ? IS_REPLY : 0);
     if (f.reply !== undefined) bits |= HAS_REPLY | (f.reply ? REPLY : 0);
-    if (f.interface !== undefined) bits |= HAS_INTERFACE | (keyCount(f.interface) === 2 ? 0 : IFACE_JSON);
-    const l4Kind = f.l4 === undefined ? -2 : compactL4(f.l4);
+    const iface = f.interface;
+    if (iface !== undefined) bits |= HAS_INTERFACE | (keyCount(iface) === 2 ? 0 : IFACE_JSON);
+    const l4 = f.l4;
+    const l4Kind = l4 === undefined ? -2 : compactL4(l4);
     if (l4Kind >= 0) bits |= L4_COMPACT;
     else if (l4Kind === -1) bits |= L4_JSON;
-    const ipCompact = keyCount(f.IP) === 3;
+    const ip = f.IP;
+    const ipCompact = keyCount(ip) === 3;
     if (!ipCompact) bits |= IP_JSON;
-    for (let i = 0; i < POLICY_FIELDS.length; i++) if (f[POLICY_FIELDS[i]!] !== undefined) bits |= 1 << (POLICY_BITS + i);
-    // Every key accounted for by the bits (V8 answers Object.keys of a known shape from a cache):
-    // no field this encoding does not know.
-    const extra = Object.keys(f).length === REQUIRED_FIELDS + optionalCount(bits, f) ? undefined : unknownFields(f);
+    const eab = f.egress_allowed_by;
+    const iab = f.ingress_allowed_by;
+    const edb = f.egress_denied_by;
+    const idb = f.ingress_denied_by;
+    if (eab !== undefined) bits |= 1 << POLICY_BITS;
+    if (iab !== undefined) bits |= 1 << (POLICY_BITS + 1);
+    if (edb !== undefined) bits |= 1 << (POLICY_BITS + 2);
+    if (idb !== undefined) bits |= 1 << (POLICY_BITS + 3);
+    // Every key accounted for by the bits: no field this encoding does not know.
+    const extra = keyCount(f) === REQUIRED_FIELDS + popcount(bits & OPTIONAL_FIELDS) ? undefined : unknownFields(f);
     if (extra !== undefined) bits |= HAS_EXTRA;
     rows.uvarint(bits);
 
-    if (uuidCompact) {
-      rows.uvarint(dict.ofAt(SLOT_UUID, f.uuid.slice(0, 24)));
-      const counter = parseInt(tail, 16);
-      rows.varint(counter - prevCounter);
-      prevCounter = counter;
+    if (counter >= 0) {
+      const uuid = f.uuid;
+      // substring and ===: a fraction of what startsWith costs here.
+      const head = uuid.substring(0, UUID_HEAD);
+      if (head !== this.uuidHead) {
+        this.uuidHead = head;
+        this.uuidHeadIndex = dict.of(head);
+      }
+      rows.uvarint(this.uuidHeadIndex);
+      rows.varint(counter - this.prevCounter);
+      this.prevCounter = counter;
     } else rows.uvarint(dict.of(f.uuid));
     rows.uvarint(dict.ofAt(SLOT_VERDICT, f.verdict));
     rows.uvarint(f.event_type.type);
     rows.uvarint(f.event_type.sub_type);
     rows.uvarint(dict.ofAt(SLOT_DIRECTION, f.traffic_direction));
     if (ipCompact) {
-      rows.uvarint(dict.of(f.IP.source));
-      rows.uvarint(dict.of(f.IP.destination));
-      rows.uvarint(dict.ofAt(SLOT_IP_VERSION, f.IP.ipVersion));
-    } else rows.uvarint(dict.of(JSON.stringify(f.IP)));
+      rows.uvarint(dict.of(ip.source));
+      rows.uvarint(dict.of(ip.destination));
+      rows.uvarint(dict.ofAt(SLOT_IP_VERSION, ip.ipVersion));
+    } else rows.uvarint(dict.of(JSON.stringify(ip)));
     rows.uvarint(dict.ofObject(f.source));
     rows.uvarint(dict.ofObject(f.destination));
     rows.uvarint(dict.ofAt(SLOT_TYPE, f.Type));
@@ -236,49 +313,61 @@ export function encodeFlows(flows: readonly Flow[]): Buffer {
     rows.uvarint(dict.ofAt(SLOT_SUMMARY, f.Summary));
     if (l4Kind >= 0) {
       rows.uvarint(l4Kind);
-      const l4 = f.l4!;
-      if (l4.ICMPv4) {
-        rows.uvarint(l4.ICMPv4.type);
-        rows.uvarint(l4.ICMPv4.code);
+      if (l4Kind === 3) {
+        rows.uvarint(l4!.ICMPv4!.type);
+        rows.uvarint(l4!.ICMPv4!.code);
       } else {
-        const ports = (l4.TCP ?? l4.UDP ?? l4.SCTP)!;
+        const ports = (l4Kind === 0 ? l4!.TCP : l4Kind === 1 ? l4!.UDP : l4!.SCTP)!;
         rows.uvarint(ports.source_port);
         rows.uvarint(ports.destination_port);
-        if (l4.TCP) {
-          const [present, set] = flagBits(l4.TCP.flags);
-          rows.uvarint(present);
-          rows.uvarint(set);
+        if (l4Kind === 0) {
+          const flags = flagBits(l4!.TCP!.flags);
+          rows.uvarint(flags & 0x1ff);
+          rows.uvarint(flags >>> 9);
         }
       }
-    } else if (l4Kind === -1) rows.uvarint(dict.of(JSON.stringify(f.l4)));
+    } else if (l4Kind === -1) rows.uvarint(dict.of(JSON.stringify(l4)));
     if (f.drop_reason !== undefined) rows.uvarint(f.drop_reason);
-    if (typeof f.drop_reason_desc === 'string') rows.uvarint(dict.of(f.drop_reason_desc));
-    else if (typeof f.drop_reason_desc === 'number') rows.uvarint(f.drop_reason_desc);
+    if (typeof desc === 'string') rows.uvarint(dict.of(desc));
+    else if (typeof desc === 'number') rows.uvarint(desc);
     if (f.policy_match_type !== undefined) rows.uvarint(f.policy_match_type);
     if (f.trace_observation_point !== undefined) rows.uvarint(dict.ofAt(SLOT_OBS_POINT, f.trace_observation_point));
     if (f.trace_reason !== undefined) rows.uvarint(dict.ofAt(SLOT_TRACE_REASON, f.trace_reason));
-    if (f.interface !== undefined) {
-      if (bits & IFACE_JSON) rows.uvarint(dict.of(JSON.stringify(f.interface)));
+    if (iface !== undefined) {
+      if (bits & IFACE_JSON) rows.uvarint(dict.of(JSON.stringify(iface)));
       else {
-        rows.uvarint(f.interface.index);
-        rows.uvarint(dict.ofAt(SLOT_IFNAME, f.interface.name));
+        rows.uvarint(iface.index);
+        rows.uvarint(dict.ofAt(SLOT_IFNAME, iface.name));
       }
     }
-    for (const field of POLICY_FIELDS) {
-      const policies = f[field];
-      if (policies !== undefined) rows.uvarint(dict.ofSingleton(policies));
-    }
+    if (eab !== undefined) rows.uvarint(dict.ofSingleton(eab));
+    if (iab !== undefined) rows.uvarint(dict.ofSingleton(iab));
+    if (edb !== undefined) rows.uvarint(dict.ofSingleton(edb));
+    if (idb !== undefined) rows.uvarint(dict.ofSingleton(idb));
     if (extra !== undefined) rows.uvarint(dict.of(JSON.stringify(extra)));
+    this.count++;
   }
-  const out = new ByteWriter(rows.pos + dict.strings.length * 32 + 64);
-  out.uvarint(FORMAT);
-  out.uvarint(flows.length);
-  out.uvarint(baseSec);
-  out.uvarint(baseNanos);
-  out.uvarint(dict.strings.length);
-  for (const s of dict.strings) out.string(s);
-  out.bytes(rows.view());
-  return Buffer.from(out.view());
+
+  /** The uncompressed block of the flows added so far (the encoder stays as it is). */
+  finish(): Buffer {
+    const strings = this.dict.strings;
+    const out = new ByteWriter(this.rows.pos + strings.length * 32 + 64);
+    out.uvarint(FORMAT);
+    out.uvarint(this.count);
+    out.uvarint(this.count > 0 ? this.baseSec : 0);
+    out.uvarint(this.count > 0 ? this.baseNanos : 0);
+    out.uvarint(strings.length);
+    for (const s of strings) out.string(s);
+    out.bytes(this.rows.view());
+    return Buffer.from(out.view());
+  }
+}
+
+/** The uncompressed block of `flows` (in the order given; times need not be increasing). */
+export function encodeFlows(flows: readonly Flow[]): Buffer {
+  const block = new BlockEncoder(flows.length);
+  for (const f of flows) block.add(f);
+  return block.finish();
 }
 
 /** The flows of an uncompressed block, in their order; objects the block repeats (endpoints, policies) are shared between its flows. */
