@@ -311,6 +311,8 @@ export class AgentDaemon {
     try {
       await this.manager.start();
     } finally {
+      // A restart must find every endpoint this agent answered for.
+      await this.endpoints.stateSaved();
       await this.health?.remove().catch((err: Error) => this.log.warn('health endpoint not removed', { netns: this.health?.netns, error: err.message }));
       await this.datapath.close();
       this.log.info('datapath closed; endpoints keep enforcing');

@@ -1,7 +1,8 @@
-// CNI ADD in upstream's order: agent config → IP from the agent (owner ns/pod, with an expiration
-// the endpoint's creation cancels) → veth pair → PUT /endpoint/cni-attachment-id:<cid>:<ifname> →
-// result. Whatever ADD made is undone when a later step fails (endpoint, veth, IP), so a failed
-// ADD leaves nothing for kubelet's DEL to find.
+// CNI ADD in upstream's order: agent config and an IP from the agent (owner ns/pod, with an
+// expiration the endpoint's creation cancels), asked together → veth pair → PUT
+// /endpoint/cni-attachment-id:<cid>:<ifname> while the pod end is configured → result. Whatever
+// ADD made is undone when a later step fails (endpoint, veth, IP), so a failed ADD leaves nothing
+// for kubelet's DEL to find.
 import { statSync } from 'node:fs';
 import type { AgentClient } from '../agent/api/client.js';
 import type { EndpointChangeRequest } from '../agent/endpoint/change-request.js';
@@ -10,7 +11,7 @@ import { agentCalls, agentFailure, isAgentStatus, whenAgentAnswers, type IPAMRes
 import type { CniArgs } from './args.js';
 import { CNI_ERR, CniError } from './errors.js';
 import type { NetConf } from './netconf.js';
-import { hostIfnameFor, removePodLink, setupPodLink, type PodLink } from './pod-link.js';
+import { configurePodInterface, createPodLink, hostIfnameFor, removePodLink, type PodLink, type PodLinkSpec } from './pod-link.js';
 import type { PluginLog, StepTimer } from './plugin-log.js';
 import { addResult, type CniResult } from './result.js';
 
@@ -96,31 +97,28 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     throw new CniError(CNI_ERR.invalidNetworkConfig, 'invalid network configuration', 'field "prevResult": set, but chaining is not supported (chaining-mode none)');
   }
   const pod = podIdentity(args);
-
-  const config = await whenAgentAnswers(() => agentCalls.config(agent)).catch((err: unknown) => {
-    throw agentFailure(err, CNI_ERR.agentApiFailed, 'reading the agent configuration (GET /config)');
-  });
-  const status = config.status ?? {};
-  if (status.datapathMode && status.datapathMode !== 'veth') {
-    throw new CniError(CNI_ERR.invalidNetworkConfig, 'unsupported datapath mode', `agent runs datapathMode ${JSON.stringify(status.datapathMode)}; this plugin builds veth pairs only`);
-  }
   checkNetns(args.netns);
-  timer.mark('config');
+  const owner = `${pod.namespace}/${pod.name}`;
 
   const undo: [string, () => Promise<unknown>][] = [];
   try {
-    const owner = `${pod.namespace}/${pod.name}`;
-    const alloc = allocation(
-      await agentCalls.allocate(agent, owner).catch((err: unknown) => {
-        throw agentFailure(err, CNI_ERR.ipamFailed, `allocating an IP for ${owner} (POST /ipam)`);
-      }),
-    );
+    // Upstream reads the agent's configuration once per ADD; the address does not depend on it,
+    // so both are asked at once (an address given for nothing is released below).
+    const [configAnswer, ipamAnswer] = await Promise.allSettled([
+      whenAgentAnswers(() => agentCalls.config(agent)),
+      whenAgentAnswers(() => agentCalls.allocate(agent, owner)),
+    ]);
+    if (ipamAnswer.status === 'rejected') throw agentFailure(ipamAnswer.reason, CNI_ERR.ipamFailed, `allocating an IP for ${owner} (POST /ipam)`);
+    const alloc = allocation(ipamAnswer.value);
     undo.unshift([`release IP ${alloc.ip}`, () => agentCalls.release(agent, alloc.ip).catch(ignoreStatus(404))]);
-    timer.mark('ipam');
+    if (configAnswer.status === 'rejected') throw agentFailure(configAnswer.reason, CNI_ERR.agentApiFailed, 'reading the agent configuration (GET /config)');
+    const status = configAnswer.value.status ?? {};
+    if (status.datapathMode && status.datapathMode !== 'veth') {
+      throw new CniError(CNI_ERR.invalidNetworkConfig, 'unsupported datapath mode', `agent runs datapathMode ${JSON.stringify(status.datapathMode)}; this plugin builds veth pairs only`);
+    }
+    timer.mark('config_ipam');
 
-    const hostIfname = hostIfnameFor(args.containerId, args.ifname);
-    undo.unshift([`delete veth ${hostIfname}`, () => removePodLink(hostIfname)]);
-    const link = await setupPodLink({
+    const spec: PodLinkSpec = {
       containerId: args.containerId,
       ifname: args.ifname,
       netnsPath: args.netns,
@@ -128,16 +126,23 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
       router: alloc.router,
       mtu: conf.mtu || status.deviceMTU || DEFAULT_MTU,
       routeMtu: status.routeMTU ?? 0,
-    }).catch((err: unknown) => {
-      throw new CniError(CNI_ERR.linkSetupFailed, 'setting up the pod interface failed', (err as Error).message, { cause: err });
+    };
+    const linkFailure = (err: unknown) => new CniError(CNI_ERR.linkSetupFailed, 'setting up the pod interface failed', (err as Error).message, { cause: err });
+    undo.unshift([`delete veth ${hostIfnameFor(args.containerId, args.ifname)}`, () => removePodLink(hostIfnameFor(args.containerId, args.ifname))]);
+    const link = await createPodLink(spec).catch((err: unknown) => {
+      throw linkFailure(err);
     });
-    timer.mark('veth');
+    timer.mark('veth_host');
 
-    // A PUT that never answered may still have created the endpoint.
+    // The endpoint needs only the host end: the pod end is configured meanwhile. A PUT that never
+    // answered may still have created the endpoint, so its deletion is in the rollback either way.
     undo.unshift(['delete endpoint', () => agentCalls.deleteEndpoint(agent, args.containerId, args.ifname).catch(ignoreStatus(404))]);
-    await agentCalls.putEndpoint(agent, args.containerId, args.ifname, changeRequest(ctx, pod, alloc, link)).catch((err: unknown) => {
-      throw agentFailure(err, CNI_ERR.endpointCreateFailed, 'creating the endpoint (PUT /endpoint)');
-    });
+    const [podSide, endpoint] = await Promise.allSettled([
+      configurePodInterface(spec, link),
+      agentCalls.putEndpoint(agent, args.containerId, args.ifname, changeRequest(ctx, pod, alloc, link)),
+    ]);
+    if (podSide.status === 'rejected') throw linkFailure(podSide.reason);
+    if (endpoint.status === 'rejected') throw agentFailure(endpoint.reason, CNI_ERR.endpointCreateFailed, 'creating the endpoint (PUT /endpoint)');
     timer.mark('endpoint');
 
     const result = addResult({ ...link, ifname: args.ifname, sandbox: args.netns, ip: alloc.ip, router: alloc.router }, conf.cniVersion);

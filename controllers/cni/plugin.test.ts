@@ -61,7 +61,7 @@ describe('cni/plugin (no agent)', () => {
     const lines = (await readFile(path.join(dir, 'cni.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
     const done = lines.find((l) => l.message === 'CNI DEL done');
     expect(done).to.include({ component: 'cilium-cni', level: 'info', command: 'DEL', containerID: 'c0ffee' });
-    expect(Object.keys(done?.durationsMs as object)).to.deep.equal(['startup', 'parse', 'endpoint', 'link']);
+    expect(Object.keys(done?.durationsMs as object)).to.deep.equal(['startup', 'parse', 'endpoint_link']);
     expect(lines.filter((l) => l.level === 'debug'), 'debug lines without enable-debug').to.deep.equal([]);
   });
 

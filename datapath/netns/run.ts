@@ -61,13 +61,14 @@ const BATCH_TOKEN = /^[^\s#"'\\]+$/;
 /**
  * Several `ip` commands in one process (`ip -batch -`), inside `netns` when set: one fork+exec
  * instead of one per command. iproute2 stops at the first failing line and names it in stderr.
+ * `json`: what the commands print, they print as JSON (`ip -j`).
  */
-export function runIpBatch(context: string, commands: readonly (readonly string[])[], netns?: NetnsRef): Promise<CommandOutput> {
+export function runIpBatch(context: string, commands: readonly (readonly string[])[], netns?: NetnsRef, opts: { json?: boolean } = {}): Promise<CommandOutput> {
   for (const tokens of commands) {
     const bad = tokens.find((t) => !BATCH_TOKEN.test(t));
     if (bad !== undefined) throw new Error(`${context}: ip batch token ${JSON.stringify(bad)} is empty or holds whitespace, quotes or "#"`);
   }
-  const cmd = ipCommand(netns, ['-batch', '-']);
+  const cmd = ipCommand(netns, [...(opts.json === true ? ['-j'] : []), '-batch', '-']);
   return runCommand(context, cmd.file, cmd.args, { input: commands.map((c) => c.join(' ')).join('\n') + '\n' });
 }
 

@@ -1,8 +1,8 @@
 // `npm run bench:cni`: cilium-cni against the reference `bridge` + `host-local` plugins on the
 // local cluster's node (`npm run cluster -- up`; started here when it is down, and then stopped).
 // Two measurements, each for both plugins in one run:
-// - CNI ADD / DEL: each plugin process called as libcni calls it (test/bench/cni-invoke.ts) on a
-//   fresh network namespace, ours with the agent's own conflist and CNI_ARGS naming a real
+// - CNI ADD / DEL: each plugin process called as libcni calls it (test/bench/cni-invoke.ts), from
+//   inside the node's network namespace as its containerd calls it, on a fresh network namespace, ours with the agent's own conflist and CNI_ARGS naming a real
 //   (scheduling-gated) Pod as containerd would; the two plugins alternate call by call.
 // - pod_ready: Pod create → Ready under kubelet + containerd, one pod at a time (--concurrency),
 //   first with the node's cilium conflist, then with a bridge conflist put in front of it in the
@@ -30,7 +30,7 @@ import { runCleanup } from '../datapath/cleanup-steps.js';
 import { runWithExitCode } from '../envtest/command.js';
 import { kubectl, kubectlOk, localStateDir, readNodeInfo, stopLocalCluster, TESTBOX_HTTPD, TESTBOX_IMAGE, useLocalCluster, waitFor, type LocalCluster } from '../node/cluster.js';
 import { inPool, p50p99 } from './control-plane-objects.js';
-import { invokePlugin, type PluginCall } from './cni-invoke.js';
+import { NetnsInvoker, type PluginCall } from './cni-invoke.js';
 import { benchMain, positiveIntFlag } from './main.js';
 
 const NAMESPACE = 'cni-bench';
@@ -129,6 +129,7 @@ const isReady = (p: V1Pod) => p.status?.conditions?.some((c) => c.type === 'Read
 class CniBench {
   private cluster?: LocalCluster;
   private client?: ApiClient;
+  private invoker?: NetnsInvoker;
 
   constructor(private readonly opts: Options) {}
 
@@ -141,6 +142,7 @@ class CniBench {
     await sweep(node);
     await kubectlOk(cluster, ['create', 'namespace', NAMESPACE]);
 
+    this.invoker = NetnsInvoker.start({ path: node.netns });
     const version = await this.versionTimes(node);
     const calls = await this.pluginCalls(node);
     await useNetwork(node, 'cilium');
@@ -168,6 +170,7 @@ class CniBench {
   async cleanup(): Promise<void> {
     const node = this.cluster?.node ?? (await readNodeInfo());
     await runCleanup('bench:cni', [
+      ['stop the CNI call helper', () => this.invoker?.close()],
       ['remove what the run created', () => sweep(node)],
       ['stop the cluster it started', () => stopLocalCluster(this.cluster)],
     ]);
@@ -183,7 +186,7 @@ class CniBench {
     const out: Record<Plugin, number[]> = { cilium: [], bridge: [] };
     for (let i = 0; i < VERSION_SAMPLES; i++) {
       for (const plugin of ['cilium', 'bridge'] as const) {
-        const r = await invokePlugin({ command: 'VERSION', binDir: node.cniBinDir, conflist: lists[plugin], containerId: '', netns: '', ifName: '', args: '' });
+        const r = await (this.invoker as NetnsInvoker).invoke({ command: 'VERSION', binDir: node.cniBinDir, conflist: lists[plugin], containerId: '', netns: '', ifName: '', args: '' });
         out[plugin].push(r.ms);
       }
     }
@@ -214,8 +217,9 @@ class CniBench {
         };
         await createNetns(netns);
         try {
-          const add = await invokePlugin(call);
-          const del = await invokePlugin({ ...call, command: 'DEL', prevResult: add.output });
+          const invoker = this.invoker as NetnsInvoker;
+          const add = await invoker.invoke(call);
+          const del = await invoker.invoke({ ...call, command: 'DEL', prevResult: add.output });
           if (i >= WARMUP) {
             if (plugin === 'cilium') counted.add(containerId);
             out[plugin].add.push(add.ms);
@@ -341,7 +345,8 @@ async function sweep(node: NodeInfo | undefined): Promise<void> {
       for (const ns of await listNetns()) if (ns.startsWith(`${NETNS_PREFIX}-`)) await deleteNetns(ns);
     },
   ]);
-  steps.push([`delete bridge ${BRIDGE}`, () => deleteLink(BRIDGE)]);
+  // The bridge plugin made it in the node's namespace, where its runtime runs it.
+  if (node !== undefined) steps.push([`delete bridge ${BRIDGE}`, () => deleteLink(BRIDGE, { path: node.netns })]);
   await runCleanup('bench:cni sweep', steps);
 }
 

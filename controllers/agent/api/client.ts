@@ -1,7 +1,8 @@
 // A client of the agent's REST API over its unix socket, for the CNI plugin, the CLI and tests.
 // JSON in and out; errors carry the method, the path and the server's message, which upstream
 // sends as a JSON string (its swagger `Error` model is `type: string`).
-import http from 'node:http';
+import type { Readable } from 'node:stream';
+import { ConnectError, Http1Pool, type Http1Response } from './http1.js';
 
 export const DEFAULT_SOCKET_PATH = '/var/run/cilium/cilium.sock';
 const API_BASE = '/v1';
@@ -58,46 +59,29 @@ export interface RequestOptions {
 export class AgentClient {
   readonly socketPath: string;
   private readonly timeoutMs: number;
+  private readonly pool: Http1Pool;
 
   constructor(opts: AgentClientOptions) {
     this.socketPath = opts.socketPath;
     this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.pool = new Http1Pool(opts.socketPath);
   }
 
   /** `path` is relative to /v1. Resolves to the parsed JSON body (undefined when empty). */
   async request<T>(method: string, path: string, opts: RequestOptions = {}): Promise<T> {
     const res = await this.send(method, path, opts, this.timeoutMs);
-    const text = await readAll(res);
-    let body: unknown = undefined;
-    if (text !== '') {
-      try {
-        body = JSON.parse(text);
-      } catch {
-        body = text;
-      }
-    }
-    const status = res.statusCode ?? 0;
-    if (status < 200 || status > 299) throw new AgentApiError(method, path, status, body);
+    const body = parseBody(await readAll(res.body));
+    if (res.status < 200 || res.status > 299) throw new AgentApiError(method, path, res.status, body);
     return body as T;
   }
 
   /** A streaming GET answering one JSON document per line, until `signal` aborts or the agent ends it. */
   async *stream<T>(path: string, signal?: AbortSignal): AsyncIterable<T> {
     const res = await this.send('GET', path, {}, 0, signal);
-    const status = res.statusCode ?? 0;
-    if (status < 200 || status > 299) {
-      const text = await readAll(res);
-      let body: unknown = text;
-      try {
-        body = JSON.parse(text);
-      } catch {
-        // keep the raw text
-      }
-      throw new AgentApiError('GET', path, status, body);
-    }
+    if (res.status < 200 || res.status > 299) throw new AgentApiError('GET', path, res.status, parseBody(await readAll(res.body)));
     let pending = '';
     try {
-      for await (const chunk of res) {
+      for await (const chunk of res.body) {
         pending += (chunk as Buffer).toString('utf8');
         let nl: number;
         while ((nl = pending.indexOf('\n')) >= 0) {
@@ -110,37 +94,45 @@ export class AgentClient {
       if (signal?.aborted) return;
       throw err;
     } finally {
-      res.destroy();
+      res.body.destroy();
     }
   }
 
-  private send(method: string, path: string, opts: RequestOptions, timeoutMs: number, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  private async send(method: string, path: string, opts: RequestOptions, timeoutMs: number, signal?: AbortSignal): Promise<Http1Response> {
     const query = new URLSearchParams();
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) query.set(k, v);
     const qs = query.size > 0 ? `?${query.toString()}` : '';
-    const payload = opts.body === undefined ? undefined : JSON.stringify(opts.body);
+    const body = opts.body === undefined ? undefined : JSON.stringify(opts.body);
     const headers: Record<string, string> = { Accept: 'application/json', ...opts.headers };
-    if (payload !== undefined) {
-      headers['Content-Type'] = 'application/json';
-      // node sends a DELETE body neither chunked nor sized unless told: the server would read it as the next request.
-      headers['Content-Length'] = String(Buffer.byteLength(payload));
-    }
-    return new Promise((resolve, reject) => {
-      const req = http.request({ socketPath: this.socketPath, path: `${API_BASE}${path}${qs}`, method, headers, signal });
-      if (timeoutMs > 0) {
-        req.setTimeout(timeoutMs, () => req.destroy(new Error(`${method} ${API_BASE}${path}: no answer within ${timeoutMs} ms`)));
-      }
-      req.on('response', resolve);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        reject(err.code !== undefined && UNREACHABLE_CODES.has(err.code) ? new AgentUnreachableError(this.socketPath, err) : err);
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    try {
+      return await this.pool.exchange({
+        method,
+        target: `${API_BASE}${path}${qs}`,
+        headers,
+        ...(body === undefined ? {} : { body }),
+        timeoutMs,
+        ...(signal === undefined ? {} : { signal }),
+        timeoutError: () => new Error(`${method} ${API_BASE}${path}: no answer within ${timeoutMs} ms`),
       });
-      req.end(payload);
-    });
+    } catch (err) {
+      if (err instanceof ConnectError && err.cause.code !== undefined && UNREACHABLE_CODES.has(err.cause.code)) throw new AgentUnreachableError(this.socketPath, err.cause);
+      throw err instanceof ConnectError ? err.cause : err;
+    }
   }
 }
 
-async function readAll(res: http.IncomingMessage): Promise<string> {
+function parseBody(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+async function readAll(body: Readable): Promise<string> {
   const chunks: Buffer[] = [];
-  for await (const c of res) chunks.push(c as Buffer);
+  for await (const c of body) chunks.push(c as Buffer);
   return Buffer.concat(chunks).toString('utf8');
 }

@@ -17,7 +17,7 @@ const POD_CIDR = '10.0.1.0/24';
 const CEP_SYNC_MS = 2_000;
 
 /** Every agent of a test, its CEP sync running until afterEach stops it. */
-const running: { stop: AbortController; done: Promise<void> }[] = [];
+const running: { stop: AbortController; done: Promise<void>; manager: EndpointManager }[] = [];
 
 /** One agent's view: its fakes, real IPAM pool and real state store on a temp dir. */
 class Agent {
@@ -50,7 +50,13 @@ class Agent {
       registry: this.registry,
     });
     const stop = new AbortController();
-    running.push({ stop, done: this.manager.start(stop.signal) });
+    running.push({ stop, done: this.manager.start(stop.signal), manager: this.manager });
+  }
+
+  /** The same node's next agent, once this one's state files are written. */
+  async restart(): Promise<Agent> {
+    await this.manager.stateSaved();
+    return new Agent(this.stateDir, this.cluster, this.datapath);
   }
 
   changes = 0;
@@ -83,6 +89,7 @@ describe('EndpointManager', () => {
     for (const r of running.splice(0)) {
       r.stop.abort();
       await r.done;
+      await r.manager.stateSaved();
     }
     await rm(dir, { recursive: true, force: true });
   });
@@ -112,6 +119,7 @@ describe('EndpointManager', () => {
       });
       expect(datapath.policies.get(1)?.enforcement).to.deep.equal({ ingress: true, egress: false });
       expect(agent.pool.used()).to.deep.equal({ '10.0.1.1': { owner: 'default/web-0' } });
+      await agent.manager.stateSaved();
       expect(await agent.stateFiles()).to.deep.equal(['endpoint-00001.json']);
       await pollUntil('CEP written', () => agent.cep('web-0') !== undefined, CEP_SYNC_MS);
       const cep = agent.cep('web-0');
@@ -287,7 +295,7 @@ describe('EndpointManager', () => {
       await agent.manager.updateLabels('default', 'web-0');
       expect(await count(agent.registry, 'success')).to.equal(3);
       expect(await count(agent.registry, 'fail')).to.equal(1);
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       await restarted.manager.restore();
       expect(await count(restarted.registry, 'success')).to.equal(1);
     });
@@ -300,7 +308,7 @@ describe('EndpointManager', () => {
       expect(agent.manager.get(1)).to.deep.include({ state: 'not-ready', enforcement: { ingress: true, egress: true } });
       agent.policy.computeError = undefined;
       expect((await agent.manager.regenerate(1)).state).to.equal('ready');
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       restarted.policy.computeError = 'still broken';
       const report = await restarted.manager.restore();
       expect(report.restored, 'a restart keeps the endpoint, denying all').to.deep.equal([1]);
@@ -318,7 +326,7 @@ describe('EndpointManager', () => {
       expect(agent.changes).to.equal(2);
       await agent.manager.delete(1);
       expect(agent.changes).to.equal(3);
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       await restarted.manager.restore();
       expect(restarted.changes).to.equal(1);
     });
@@ -416,6 +424,26 @@ describe('EndpointManager', () => {
     });
   });
 
+  describe('state file', () => {
+    it('is written after the create answered; a write that fails leaves the endpoint working', async () => {
+      // A state dir under a regular file: every save fails.
+      await writeFile(path.join(dir, 'not-a-dir'), '');
+      const broken = new Agent(path.join(dir, 'not-a-dir', 'state'), cluster, datapath);
+      const ep = await broken.manager.create(cniRequest());
+      expect(ep.state).to.equal('ready');
+      await broken.manager.stateSaved();
+      expect(broken.manager.get(ep.id)?.state).to.equal('ready');
+      expect(datapath.endpoints.has(ep.id)).to.equal(true);
+    });
+
+    it('of an endpoint deleted right after its create is gone, not written after the delete', async () => {
+      await agent.manager.create(cniRequest());
+      await agent.manager.delete(1);
+      await agent.manager.stateSaved();
+      expect(await agent.stateFiles()).to.deep.equal([]);
+    });
+  });
+
   describe('delete', () => {
     it('removes datapath endpoint, CEP, state, address and id', async () => {
       await agent.manager.create(cniRequest({ addressing: null }));
@@ -462,10 +490,11 @@ describe('EndpointManager', () => {
         mac: '02:00:00:00:00:07',
         nodeMac: '02:00:00:00:00:01',
       });
+      await agent.manager.stateSaved();
       const files = await Promise.all((await agent.stateFiles()).map((f) => readFile(path.join(agent.stateDir, f), 'utf8')));
       datapath.writes = 0;
 
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       const report = await restarted.manager.restore();
       expect(report).to.deep.equal({ restored: [1, 2], pruned: [77], problems: [] });
       expect(datapath.writes, 'only the stale endpoint is removed').to.equal(1);
@@ -483,8 +512,9 @@ describe('EndpointManager', () => {
     it('reports a corrupt state file and prunes its datapath endpoint', async () => {
       await agent.manager.create(cniRequest());
       await agent.manager.create(cniRequest({ 'container-id': 'beef', 'k8s-pod-name': 'web-1', 'k8s-uid': undefined, addressing: null }));
+      await agent.manager.stateSaved();
       await writeFile(path.join(agent.stateDir, 'endpoint-00002.json'), '{"version":1,"endpoint":{"id":2');
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       const report = await restarted.manager.restore();
       expect(report.restored).to.deep.equal([1]);
       expect(report.pruned).to.deep.equal([2]);
@@ -495,7 +525,7 @@ describe('EndpointManager', () => {
 
     it('drops an endpoint whose address IPAM gives to another owner', async () => {
       await agent.manager.create(cniRequest({ addressing: null }));
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       restarted.pool.restore({ '10.0.1.1': { owner: 'router' } });
       const report = await restarted.manager.restore();
       expect(report.restored).to.deep.equal([]);
@@ -506,7 +536,7 @@ describe('EndpointManager', () => {
 
     it('drops an endpoint whose identity cannot be confirmed, with its state', async () => {
       await agent.manager.create(cniRequest());
-      const restarted = new Agent(agent.stateDir, cluster, datapath);
+      const restarted = await agent.restart();
       restarted.identities.failNext = new Error('apiserver unavailable');
       const report = await restarted.manager.restore();
       expect(report).to.deep.equal({ restored: [], pruned: [1], problems: [{ file: 'endpoint 1', reason: 'apiserver unavailable' }] });

@@ -175,6 +175,8 @@ export class EndpointManager {
   private readonly creating = new Set<string>();
   /** Creates in flight by endpoint id, so a delete can wait for the endpoint it names to exist. */
   private readonly inflight = new Map<number, { containerId: string; done: Promise<unknown> }>();
+  /** State file writes of new endpoints, still running (saveLater). */
+  private readonly saving = new Set<Promise<void>>();
   private readonly cepSync: CiliumEndpointSync;
   private readonly filter: LabelFilter;
   private readonly clusterName: string;
@@ -228,9 +230,10 @@ export class EndpointManager {
   /**
    * Creates a pod's endpoint from an EndpointChangeRequest body: validate, look up Pod and
    * Namespace, derive the security labels, get an identity, create the datapath endpoint, sync
-   * its first policy, persist it, write its CiliumEndpoint. A failure undoes every step taken
-   * (endpoint id, address allocated here, identity use, datapath endpoint, state file) and throws
-   * with the cause; a bad request throws InvalidEndpointRequestError naming the field.
+   * its first policy; then (after it resolved) persist it and write its CiliumEndpoint. A failure
+   * undoes every step taken (endpoint id, address allocated here, identity use, datapath
+   * endpoint) and throws with the cause; a bad request throws InvalidEndpointRequestError naming
+   * the field.
    */
   async create(body: unknown): Promise<EndpointRecord> {
     const req = parseEndpointChangeRequest(body);
@@ -316,15 +319,38 @@ export class EndpointManager {
       await this.deps.datapath.upsertEndpoint(datapathSpec(ep));
       await this.syncPolicy(ep);
       ep.state = 'ready';
-      undo.push(['remove state file', () => this.deps.store.remove(id)]);
-      await this.deps.store.save(ep);
     } catch (err) {
       const failed = await this.attempt([...undo].reverse());
       const where = `create endpoint for pod ${f.namespace}/${f.podName} (${attachmentId(f)})`;
       throw new Error(`${where}: ${describe(err)}${failed.length > 0 ? `; rollback failed: ${failed.join('; ')}` : ''}`, { cause: err });
     }
     this.log.info('endpoint created', { endpoint: id, pod: ipamOwner(ep), identity: ep.identity, ipv4: ep.ipv4 });
+    this.saveLater(ep);
     return structuredClone(ep);
+  }
+
+  /**
+   * Writes the state file of a new endpoint after the create has answered: the answer waits for
+   * the datapath to enforce the endpoint's policy (upstream's sync build), not for a file that
+   * matters only to a restart. Queued on the endpoint's key, so a delete of it runs after and
+   * removes the file; a failure is logged (the next change of the endpoint writes it again).
+   */
+  private saveLater(ep: EndpointRecord): void {
+    const write = this.serial.run(`endpoint:${ep.id}`, async () => {
+      if (this.endpoints.get(ep.id) !== ep) return;
+      try {
+        await this.deps.store.save(ep);
+      } catch (err) {
+        this.log.error('endpoint state not saved: a restart would not restore this endpoint', { endpoint: ep.id, pod: ipamOwner(ep), error: describe(err) });
+      }
+    });
+    this.saving.add(write);
+    void write.finally(() => this.saving.delete(write));
+  }
+
+  /** Resolves once the state files of the endpoints created so far are written (or failed). */
+  async stateSaved(): Promise<void> {
+    await Promise.all([...this.saving]);
   }
 
   /** Runs every step in order, each whether or not an earlier one failed; returns the failures, described. */
