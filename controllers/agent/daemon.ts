@@ -43,7 +43,7 @@ import { CrdIdentityAllocator } from './identity/crd-allocator.js';
 import { IPCacheLoop } from './ipcache/loop.js';
 import { ciliumEndpointResource, ciliumNodeResource, InvalidObjectReporter } from './ipcache/resources.js';
 import { buildLabelFilter } from './labels/filter.js';
-import { registerStateGauges } from './metrics.js';
+import { registerDatapathCounters, registerStateGauges } from './metrics.js';
 import { firstNodeIPv4, nodeIPv4Addresses } from './node/addresses.js';
 import { HealthEndpoint } from './node/health-endpoint.js';
 import { NodeNetworking, nodeNetworkSettings, podMtus, type PodMtus } from './node/networking.js';
@@ -218,6 +218,8 @@ export class AgentDaemon {
         return { cluster_local: global, node_local: local, reserved: Object.keys(RESERVED_IDENTITIES).length };
       },
     });
+
+    registerDatapathCounters(this.registry, () => datapath.metrics(), (err) => log.warn('datapath metrics map not read', { error: (err as Error).message }));
 
     this.manager = new Manager({ name: COMPONENT, registry: this.registry, logger: log, health: { host: '127.0.0.1', port: config['agent-health-port'] } });
     for (const r of [...this.watches(), ciliumNodes, ceps, this.node.resource] as Resource<KubeObject>[]) this.manager.addResource(r);

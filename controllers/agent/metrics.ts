@@ -2,6 +2,8 @@
 // metrics.rst), one set per Registry. Gauges that describe state (endpoints by state, identities
 // by type) are read at scrape time from whoever holds that state.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { MetricCount } from '../../datapath/types.js';
+import { reasonName } from '../cli/text/datapath-names.js';
 
 export interface AgentMetrics {
   /** Every endpoint regeneration (create, restore, relabel, policy change); outcome success|fail. */
@@ -68,6 +70,52 @@ export function registerStateGauges(registry: Registry, readers: AgentStateReade
       collect() {
         this.reset();
         for (const [value, count] of Object.entries(read?.() ?? {})) this.set({ [label]: value }, count);
+      },
+    });
+  }
+}
+
+// Upstream's drop codes: "Invalid packet" (2) and everything from 130 up; lower codes are forward
+// reasons (success, interface, ...).
+const DROP_INVALID = 2;
+const DROP_MIN = 130;
+
+function isDrop(reason: number): boolean {
+  return reason === DROP_INVALID || reason >= DROP_MIN;
+}
+
+/**
+ * Registers cilium_{drop,forward}_{count,bytes}_total, read from the datapath's metrics map at
+ * scrape time and summed per label set (file and line stay out of the labels, as upstream keeps
+ * them). A map that cannot be read keeps the last values and reports through `onError`.
+ */
+export function registerDatapathCounters(registry: Registry, read: () => MetricCount[], onError: (err: unknown) => void): void {
+  const counters = [
+    ['cilium_drop_count_total', 'Total dropped packets, tagged by drop reason and ingress/egress direction', true, 'count'],
+    ['cilium_drop_bytes_total', 'Total dropped bytes, tagged by drop reason and ingress/egress direction', true, 'bytes'],
+    ['cilium_forward_count_total', 'Total forwarded packets, tagged by ingress/egress direction', false, 'count'],
+    ['cilium_forward_bytes_total', 'Total forwarded bytes, tagged by ingress/egress direction', false, 'bytes'],
+  ] as const;
+  for (const [name, help, drops, field] of counters) {
+    new Counter({
+      name,
+      help,
+      labelNames: drops ? ['reason', 'direction'] : ['direction'],
+      registers: [registry],
+      collect() {
+        let counts: MetricCount[];
+        try {
+          counts = read();
+        } catch (err) {
+          onError(err);
+          return;
+        }
+        this.reset();
+        for (const c of counts) {
+          if (isDrop(c.reason) !== drops) continue;
+          const direction = c.direction.toUpperCase();
+          this.inc(drops ? { reason: reasonName(c.reason), direction } : { direction }, c[field]);
+        }
       },
     });
   }

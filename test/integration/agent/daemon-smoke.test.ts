@@ -22,6 +22,7 @@ import { REALIZED_ANNOTATION } from '../../../controllers/policystatus/realized.
 import { sharedControlPlane, testNamespace, type ControlPlane } from '../../envtest/index.js';
 import { pollUntil } from '../../envtest/poll.js';
 import { httpRequest } from '../../../hack/controlplane/http.js';
+import { TCP_SYN, tcpPacket } from '../../../datapath/linux/testing/packets.js';
 
 const log = newLogger('daemon-smoke-test', process.env.SMOKE_LOG ?? 'error');
 
@@ -166,6 +167,14 @@ describe('AgentDaemon (real apiserver, real datapath)', function () {
     expect(metrics.body).to.match(/^cilium_policy 1$/m);
     expect(metrics.body).to.match(/^cilium_endpoint_state\{endpoint_state="ready"\} 1$/m);
     expect(metrics.body).to.match(/^cilium_policy_implementation_delay_count\{source="k8s"\} 1$/m);
+
+    // The datapath's counters as upstream's: a world peer on the allowed port passes, on another it is denied.
+    const fromWorld = (dport: number) => tcpPacket({ src: '198.51.100.77', dst: ep.ipv4, sport: 40_000 + dport, dport, flags: TCP_SYN });
+    expect(first.datapath.testRun('to-container', fromWorld(80)).retval).to.equal(0);
+    expect(first.datapath.testRun('to-container', fromWorld(81)).retval).to.equal(2);
+    metrics = await scrape();
+    expect(metrics.body).to.match(/^cilium_drop_count_total\{reason="Policy denied",direction="INGRESS"\} 1$/m);
+    expect(metrics.body).to.match(/^cilium_forward_count_total\{direction="INGRESS"\} [1-9]/m);
 
     await stopAll();
     expect(existsSync(path.join(pinDir as string, policyMapName(ep.id))), 'the policy map pin survives the stop').to.equal(true);
