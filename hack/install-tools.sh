@@ -137,11 +137,20 @@ link_tools() {
   ln -sf "$CACHE/etcd-$ETCD_VERSION/etcd" "$REPO/.local/bin/etcd"
 }
 
+# npm ci runs when package-lock.json differs from the one the install was made from (a stamp of
+# its hash, not file times: a new clone or worktree has a newer lock file but the same content).
+# A node_modules that is a symlink belongs to another checkout: npm ci would empty it there.
 install_node_modules() {
-  if [ ! -d "$REPO/node_modules" ] || [ "$REPO/package-lock.json" -nt "$REPO/node_modules/.package-lock.json" ]; then
-    log "npm ci"
-    (cd "$REPO" && npm ci --no-audit --no-fund --loglevel=error)
+  local stamp="$REPO/node_modules/.cilium-ts-lock.sha256" want
+  want=$(sha256sum "$REPO/package-lock.json" | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+  if [ -L "$REPO/node_modules" ]; then
+    echo "install-tools: $REPO/node_modules is a symlink to another checkout's install made from a different package-lock.json; not running npm ci there" >&2
+    exit 1
   fi
+  log "npm ci"
+  (cd "$REPO" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$stamp"
 }
 
 started=$SECONDS
