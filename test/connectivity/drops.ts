@@ -2,8 +2,6 @@
 // flows and `cilium metrics list`: every node agent's `GET /v1/monitor` stream read for the whole
 // suite (drop events with reason, identities and the packet), and the drop counters of each node's
 // pinned cilium_metrics map (the numbers `cilium bpf metrics list` prints).
-import http from 'node:http';
-import { createInterface } from 'node:readline';
 import type { DropEvent } from '../../datapath/types.js';
 import { readMetrics } from '../../datapath/linux/pinned-maps.js';
 import { REASON_FORWARDED } from '../../datapath/maps/metrics.js';
@@ -21,19 +19,6 @@ export function describeDrop(d: SeenDrop): string {
   const e = d.event;
   const p = e.packet;
   return `${d.node}: drop reason ${e.reason} ${e.direction} endpoint ${e.endpointId} identity ${e.srcIdentity}->${e.dstIdentity} ${p.srcIp}:${p.srcPort} -> ${p.dstIp}:${p.dstPort} proto ${p.protocol}`;
-}
-
-function openMonitor(socketPath: string, signal: AbortSignal): Promise<http.IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ socketPath, path: '/v1/monitor', method: 'GET', signal });
-    req.on('response', (res) => {
-      if (res.statusCode === 200) return resolve(res);
-      res.resume();
-      reject(new Error(`GET /v1/monitor on unix://${socketPath}: HTTP ${res.statusCode}`));
-    });
-    req.on('error', (err) => reject(new Error(`GET /v1/monitor on unix://${socketPath}: ${err.message}`, { cause: err })));
-    req.end();
-  });
 }
 
 /** Reads every node's monitor stream from start() until stop(). */
@@ -59,13 +44,10 @@ export class DropCollector {
 
   private async read(node: ClusterNode, markOpen: () => void): Promise<void> {
     try {
-      // AgentClient.stream says nothing until the first event; the response headers are the moment
-      // the agent has subscribed this reader to the ring (controllers/agent/api/monitor.ts).
-      const res = await openMonitor(node.agent.socketPath, this.stopping.signal);
+      // The stream resolves once the agent has subscribed this reader to the ring.
+      const events = await node.agent.stream<MonitorLine>('/monitor', this.stopping.signal);
       markOpen();
-      for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
-        if (line.trim() === '') continue;
-        const event = JSON.parse(line) as MonitorLine;
+      for await (const event of events) {
         if (event.type === 'drop') this.drops.push({ node: node.name, at: Date.now(), event });
       }
       if (!this.stopping.signal.aborted) this.failures.set(node.name, 'the agent ended the monitor stream');

@@ -10,6 +10,7 @@ describe('agent API client', () => {
   let dir: string;
   let server: http.Server;
   let client: AgentClient;
+  let quietStream: http.ServerResponse | undefined;
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'agent-client-'));
@@ -22,6 +23,11 @@ describe('agent API client', () => {
         res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
         res.write('{"n":1}\n{"n"');
         setTimeout(() => res.end(':2}\n'), 10);
+      } else if (req.url === '/v1/quiet-stream') {
+        // Headers now, the only line when the test says so.
+        res.writeHead(200, { 'Content-Type': 'application/x-ndjson' });
+        res.flushHeaders();
+        quietStream = res;
       } else {
         res.writeHead(404, { 'Content-Type': 'application/json' }).end(JSON.stringify(`no such path ${req.url}`));
       }
@@ -49,8 +55,20 @@ describe('agent API client', () => {
 
   it('reads a line-delimited stream across chunk boundaries', async () => {
     const got: unknown[] = [];
-    for await (const x of client.stream('/stream')) got.push(x);
+    for await (const x of await client.stream('/stream')) got.push(x);
     expect(got).to.deep.equal([{ n: 1 }, { n: 2 }]);
+  });
+
+  it('resolves a stream once the agent answered, before its first line, and refuses a 4xx', async () => {
+    const lines = await client.stream<{ n: number }>('/quiet-stream');
+    expect(quietStream, 'the server answered the stream').to.not.equal(undefined);
+    quietStream?.end('{"n":3}\n');
+    const got: unknown[] = [];
+    for await (const x of lines) got.push(x);
+    expect(got).to.deep.equal([{ n: 3 }]);
+    const err = await rejection(client.stream('/nope'));
+    expect(err).to.be.instanceOf(AgentApiError);
+    expect((err as AgentApiError).status).to.equal(404);
   });
 
   it('says the agent is unreachable when no socket exists', async () => {

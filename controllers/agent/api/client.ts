@@ -75,27 +75,15 @@ export class AgentClient {
     return body as T;
   }
 
-  /** A streaming GET answering one JSON document per line, until `signal` aborts or the agent ends it. */
-  async *stream<T>(path: string, signal?: AbortSignal): AsyncIterable<T> {
+  /**
+   * A streaming GET answering one JSON document per line, until `signal` aborts or the agent ends
+   * it. Resolves once the agent answered (for /monitor: once this reader is subscribed, so what
+   * happens afterwards is in the stream); a 4xx/5xx throws here.
+   */
+  async stream<T>(path: string, signal?: AbortSignal): Promise<AsyncIterable<T>> {
     const res = await this.send('GET', path, {}, 0, signal);
     if (res.status < 200 || res.status > 299) throw new AgentApiError('GET', path, res.status, parseBody(await readAll(res.body)));
-    let pending = '';
-    try {
-      for await (const chunk of res.body) {
-        pending += (chunk as Buffer).toString('utf8');
-        let nl: number;
-        while ((nl = pending.indexOf('\n')) >= 0) {
-          const line = pending.slice(0, nl).trim();
-          pending = pending.slice(nl + 1);
-          if (line !== '') yield JSON.parse(line) as T;
-        }
-      }
-    } catch (err) {
-      if (signal?.aborted) return;
-      throw err;
-    } finally {
-      res.body.destroy();
-    }
+    return jsonLines<T>(res.body, signal);
   }
 
   private async send(method: string, path: string, opts: RequestOptions, timeoutMs: number, signal?: AbortSignal): Promise<Http1Response> {
@@ -128,6 +116,26 @@ function parseBody(text: string): unknown {
     return JSON.parse(text);
   } catch {
     return text;
+  }
+}
+
+async function* jsonLines<T>(body: Readable, signal?: AbortSignal): AsyncIterable<T> {
+  let pending = '';
+  try {
+    for await (const chunk of body) {
+      pending += (chunk as Buffer).toString('utf8');
+      let nl: number;
+      while ((nl = pending.indexOf('\n')) >= 0) {
+        const line = pending.slice(0, nl).trim();
+        pending = pending.slice(nl + 1);
+        if (line !== '') yield JSON.parse(line) as T;
+      }
+    }
+  } catch (err) {
+    if (signal?.aborted) return;
+    throw err;
+  } finally {
+    body.destroy();
   }
 }
 

@@ -59,7 +59,7 @@ export function addMonitorCommand(program: Command, run: Runner): void {
       const filter = { types: eventTypes(opts.type), relatedTo: endpointIds(opts.relatedTo) };
       await banner(ctx);
       try {
-        for await (const ev of ctx.client.stream<MonitorEvent>('/monitor', ctx.io.signal)) {
+        for await (const ev of await ctx.client.stream<MonitorEvent>('/monitor', ctx.io.signal)) {
           if (!matchesFilter(ev, filter)) continue;
           ctx.io.stdout(json ? formatMonitorJson(ev, { numeric: opts.numeric }) : formatMonitorLine(ev, { numeric: opts.numeric }));
         }

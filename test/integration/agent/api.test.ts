@@ -294,7 +294,7 @@ describe('agent REST API (real socket, real agent)', function () {
     const first = new AbortController();
     const second = new AbortController();
     const take = async (signal: AbortController, into: DatapathEvent[]) => {
-      for await (const e of agent.client.stream<DatapathEvent & { time: string; cpu: number }>('/monitor', signal.signal)) {
+      for await (const e of await agent.client.stream<DatapathEvent & { time: string; cpu: number }>('/monitor', signal.signal)) {
         expect(e.time).to.match(/^\d{4}-\d\d-\d\dT/);
         into.push(e);
         if (into.some((x) => x.type === 'drop')) signal.abort();
