@@ -3,7 +3,8 @@
  * identity is the VNI, never the inner source address (any node could write any address there).
  * A packet for a local endpoint goes straight to the endpoint's veth with that identity in the
  * mark, where cil_to_container judges it by the endpoint's ingress policy; one for this node
- * itself goes up the stack; anything else is dropped. cil_to_overlay (tc egress) only counts. */
+ * itself goes up the stack; anything else is dropped. Both directions emit trace events at the
+ * tunnel (from-overlay, to-overlay) as upstream's. */
 #define BPF_FILE_ID FILE_BPF_OVERLAY
 #include <linux/ip.h>
 #include "lib/common.h"
@@ -19,6 +20,27 @@
 
 #define IP_TTL_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, ttl))
 #define IP_CSUM_OFF (ETH_HLEN + __builtin_offsetof(struct iphdr, check))
+
+/* Tunnel traces follow the other trace events (new flows, not a stream's every packet; upstream's
+ * default monitor aggregation does the same with its conntrack): a TCP segment is traced when it
+ * opens or closes its connection (SYN, FIN or RST), and so is every other packet. Without
+ * conntrack here the flags are what tells an open stream's segments apart. */
+#define OVERLAY_TRACED_TCP_FLAGS (TCP_FLAG_SYN | TCP_FLAG_FIN | TCP_FLAG_RST)
+
+static __always_inline void overlay_trace(struct __sk_buff *skb, const struct iphdr *ip, __u32 src_label, __u8 obs_point,
+					  __u8 dir)
+{
+	__u8 flags;
+
+	if (ip->protocol == IPPROTO_TCP) {
+		if (bpf_ntohs(ip->frag_off) & IP_FRAG_OFFSET_MASK)
+			return;
+		if (skb_read(skb, ETH_HLEN + ip->ihl * 4 + 13, &flags, sizeof(flags)) < 0 ||
+		    !(flags & OVERLAY_TRACED_TCP_FLAGS))
+			return;
+	}
+	send_trace_notify(skb, 0, src_label, 0, obs_point, dir, 0);
+}
 
 static __always_inline int overlay_drop(struct __sk_buff *skb, __u32 src_label, __u8 reason, __u8 dir, __u16 line)
 {
@@ -70,6 +92,9 @@ static __always_inline int from_overlay_ipv4(struct __sk_buff *skb, __u32 *ident
 		*line = __LINE__;
 		return -DROP_INVALID;
 	}
+	/* The decapsulated packet as it arrived, under the sender's identity (upstream's from-overlay
+	 * trace); the destination's is not known yet. */
+	overlay_trace(skb, &ip, *identity, TRACE_FROM_OVERLAY, METRIC_INGRESS);
 
 	ep = lookup_ip4_endpoint(ip.daddr);
 	if (ep) {
@@ -115,12 +140,28 @@ int cil_from_overlay(struct __sk_buff *skb)
 	return ret;
 }
 
+static __always_inline void to_overlay_trace(struct __sk_buff *skb)
+{
+	struct bpf_tunnel_key key = {};
+	struct iphdr ip = {};
+
+	if (skb->protocol != bpf_htons(ETH_P_IP) || skb_read(skb, ETH_HLEN, &ip, sizeof(ip)) < 0 || ip.version != 4 ||
+	    ip.ihl < 5)
+		return;
+	if (bpf_skb_get_tunnel_key(skb, &key, sizeof(key), 0) < 0)
+		key.tunnel_id = 0;
+	overlay_trace(skb, &ip, key.tunnel_id, TRACE_TO_OVERLAY, METRIC_EGRESS);
+}
+
 /* Everything here was encapsulated by a program that decided on it first (cil_from_container,
- * cil_from_host): counted, as upstream does little more. */
+ * cil_from_host): counted and traced as it enters the tunnel (upstream's to-overlay), the inner
+ * packet under the identity its sender put in the VNI (encap.h). The device encapsulates after
+ * this program, so the tunnel key is still only metadata here. */
 SEC("tc")
 int cil_to_overlay(struct __sk_buff *skb)
 {
 	metrics_count(0, METRIC_EGRESS, 0, skb->len);
+	to_overlay_trace(skb);
 	return TC_ACT_OK;
 }
 

@@ -250,6 +250,13 @@ export interface DropEvent extends EventBase {
   direction: PolicyDirection;
   /** Rule cookie of the policy entry that denied the packet; 0 when no entry decided. */
   cookie: number;
+  /**
+   * The drop site, as upstream's drop_notify File and Line: the id of the BPF program's source
+   * file (1 bpf_host.c, 2 bpf_lxc.c, 3 bpf_overlay.c) and the line there. Every ring-buffer record
+   * carries them; an event made elsewhere may leave them out (read as 0, as upstream's unset fields).
+   */
+  file?: number;
+  line?: number;
 }
 
 export interface TraceEvent extends EventBase {

@@ -86,6 +86,18 @@ describe('hubble decode: datapath event → flow.Flow', () => {
     expect(denied.is_reply).to.equal(undefined);
   });
 
+  it('traces at the tunnel: FROM_OVERLAY/TO_OVERLAY with the sender identity, no endpoint, direction or reply known', () => {
+    const arrived = decode({ type: 'trace', endpointId: 0, srcIdentity: 5000, dstIdentity: 0, observationPoint: 9, ctState: 0, packet: icmp(8, 0) });
+    expect(arrived).to.deep.include({ verdict: 'FORWARDED', trace_observation_point: 'FROM_OVERLAY', trace_reason: 'TRACE_REASON_UNKNOWN', event_type: { type: 4, sub_type: 9 }, traffic_direction: 'TRAFFIC_DIRECTION_UNKNOWN' });
+    expect(arrived.source.identity).to.equal(5000);
+    expect(arrived.destination).to.deep.equal(endpoint(SERVER_EP, 4242, 'server'));
+    expect(arrived.is_reply).to.equal(undefined);
+    expect(arrived.interface).to.equal(undefined);
+    const left = decode({ type: 'trace', endpointId: 0, srcIdentity: 4242, dstIdentity: 0, observationPoint: 4, ctState: 0, packet: tcp(0x12, SERVER, CLIENT, 8080, 40000) });
+    expect(left).to.deep.include({ trace_observation_point: 'TO_OVERLAY', event_type: { type: 4, sub_type: 4 }, traffic_direction: 'TRAFFIC_DIRECTION_UNKNOWN' });
+    expect(left.source).to.deep.equal(endpoint(SERVER_EP, 4242, 'server'));
+  });
+
   it('UDP, SCTP and other protocols; a packet without captured ports', () => {
     const udp = decode({ type: 'trace', ...base, observationPoint: 0, ctState: 1, packet: { ...tcp(0), protocol: 17, srcPort: 5353, dstPort: 53 } });
     expect(udp).to.deep.include({ l4: { UDP: { source_port: 5353, destination_port: 53 } }, Summary: 'UDP' });

@@ -96,8 +96,10 @@ describe('event records', function () {
   const packet = { srcIp: '10.0.0.1', dstIp: '10.0.0.2', protocol: 6, srcPort: 40000, dstPort: 443, flags: 0x02 };
 
   it('decodes drop, trace and policy-verdict records', function () {
-    expect(decodeEvent(record(1, 181, 1, (b) => b.writeUInt32LE(0xdeadbeef, 28)))).to.deep.equal({
-      type: 'drop', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, reason: 181, direction: 'ingress', cookie: 0xdeadbeef,
+    // The drop site: line 1234 of bpf_lxc.c (file id 2).
+    const drop = record(1, 181, 1, (b) => { b.writeUInt16LE(1234, 24); b.writeUInt8(2, 26); b.writeUInt32LE(0xdeadbeef, 28); });
+    expect(decodeEvent(drop)).to.deep.equal({
+      type: 'drop', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, reason: 181, direction: 'ingress', cookie: 0xdeadbeef, file: 2, line: 1234,
     } satisfies DropEvent);
     expect(decodeEvent(record(4, 5, 2, (b) => b.writeUInt8(3, 24)))).to.deep.equal({
       type: 'trace', endpointId: 12, srcIdentity: 300, dstIdentity: 400, packet, observationPoint: 5, ctState: 3,

@@ -120,6 +120,8 @@ export function decodeEvent(record: Buffer): DatapathEvent {
         reason: record[C.subtype.offset]!,
         direction: direction(record[C.dir.offset]!),
         cookie: record.readUInt32LE(DROP_NOTIFY_LAYOUT.members.cookie.offset),
+        file: record[DROP_NOTIFY_LAYOUT.members.file.offset]!,
+        line: record.readUInt16LE(DROP_NOTIFY_LAYOUT.members.line.offset),
       };
     case TYPE_TRACE:
       return { type: 'trace', endpointId, srcIdentity, dstIdentity, packet, observationPoint: record[C.subtype.offset]!, ctState: record[TRACE_NOTIFY_LAYOUT.members.reason.offset]! };

@@ -12,7 +12,7 @@ import { execInNetns, spawnInNetns } from '../../datapath/netns/netns.js';
 import { getLink } from '../../datapath/netns/link.js';
 import { CommandError, runIp, runIpJson } from '../../datapath/netns/run.js';
 import { makePinDir, removePinDir } from '../../datapath/linux/testing/fixtures.js';
-import type { DropEvent, IPCacheEntry, NodeNetworkSpec, NodeNetworkStatus } from '../../datapath/types.js';
+import type { DatapathEvent, DropEvent, IPCacheEntry, NodeNetworkSpec, NodeNetworkStatus, TraceEvent } from '../../datapath/types.js';
 import { ChildSet } from './children.js';
 import { runCleanup } from './cleanup-steps.js';
 import { CrossNodeNet, sysctlIn, UNDERLAY_IFNAME } from './cross-node.js';
@@ -21,6 +21,15 @@ import { DROP_POLICY, DROP_UNROUTABLE, endpointFor, isDrop } from './harness.js'
 import { NodeProcess } from './node-process.js';
 
 const DROP_INVALID_IDENTITY = 171;
+// Upstream trace observation points at the tunnel.
+const TRACE_TO_OVERLAY = 4;
+const TRACE_FROM_OVERLAY = 9;
+const ICMP_ECHO_REQUEST = 0x0800;
+const ICMP_ECHO_REPLY = 0x0000;
+const FILE_BPF_OVERLAY = 3;
+const TCP_FIN = 0x01;
+const TCP_SYN = 0x02;
+const TCP_RST = 0x04;
 const HOST_ID = 1;
 const REMOTE_NODE_ID = 6;
 const NODE_IP = '192.168.77.1';
@@ -86,6 +95,10 @@ async function natRules(netns: string): Promise<string[]> {
 async function ourRoutes(netns: string): Promise<string[]> {
   const { stdout } = await runIp('list routes', ['-4', 'route', 'show', 'proto', '99'], netns);
   return stdout.trim().split('\n').filter(Boolean);
+}
+
+function tracesAt(events: readonly DatapathEvent[], point: number): TraceEvent[] {
+  return events.filter((e): e is TraceEvent => e.type === 'trace' && e.observationPoint === point);
 }
 
 function dropsOf(events: readonly unknown[], reason: number): DropEvent[] {
@@ -220,7 +233,14 @@ describe('cross-node datapath (real kernel, node and peer namespaces)', function
           if (allowed === 0) await sleep(250);
         }
         expect(allowed).to.be.greaterThan(0);
-        await t.node.call('drainEvents');
+        // The tunnel traces a stream's opening and closing segments, not its data.
+        const stream = await t.node.call('drainEvents');
+        const iperfSegments = (point: number) => tracesAt(stream, point).filter((e) => e.packet.protocol === 6 && (e.packet.dstPort === IPERF_PORT || e.packet.srcPort === IPERF_PORT));
+        for (const point of [TRACE_FROM_OVERLAY, TRACE_TO_OVERLAY]) {
+          const segments = iperfSegments(point);
+          expect(segments.some((e) => e.packet.flags & TCP_SYN), `observation point ${point}`).to.equal(true);
+          expect(segments.filter((e) => (e.packet.flags & (TCP_SYN | TCP_FIN | TCP_RST)) === 0), `observation point ${point}`).to.deep.equal([]);
+        }
         expect(await received(SENDERS.denied.ip)).to.equal(0);
         const drops = dropsOf(await t.node.call('drainEvents'), DROP_POLICY);
         expect(drops.some((d) => d.srcIdentity === DENIED_ID && d.packet.protocol === 6 && d.packet.dstPort === IPERF_PORT)).to.equal(true);
@@ -235,12 +255,36 @@ describe('cross-node datapath (real kernel, node and peer namespaces)', function
       const drops = dropsOf(await t.node.call('drainEvents'), DROP_INVALID_IDENTITY);
       expect(drops).to.have.length.greaterThan(0);
       expect(drops[0]!.srcIdentity).to.equal(HOST_ID);
+      // The drop site: a line of bpf_overlay.c (file id 3).
+      expect(drops[0]!.file).to.equal(FILE_BPF_OVERLAY);
+      expect(drops[0]!.line).to.be.greaterThan(0);
     });
 
     it("the pod's traffic to a tunnel-endpoint row leaves encapsulated with the pod's identity as VNI", async () => {
       const before = await rxPackets(t.peerNs, 'vxr');
       expect(await ping(pod.netns, SENDERS.allowed.ip)).to.equal(true);
       expect(await rxPackets(t.peerNs, 'vxr')).to.be.greaterThan(before);
+    });
+
+    it('traces packets at the tunnel: from-overlay under the VNI identity as they arrive, to-overlay under the sender identity as they leave', async () => {
+      await t.node.call('drainEvents');
+      expect(await ping(t.peerNs, POD_IP, SENDERS.allowed.ip)).to.equal(true);
+      const events = await t.node.call('drainEvents');
+      const request = { srcIp: SENDERS.allowed.ip, dstIp: POD_IP, protocol: 1, srcPort: 0, dstPort: 0, flags: ICMP_ECHO_REQUEST };
+      const reply = { srcIp: POD_IP, dstIp: SENDERS.allowed.ip, protocol: 1, srcPort: 0, dstPort: 0, flags: ICMP_ECHO_REPLY };
+      // The ipcache calls the sender's address DENIED_ID: the identity is the VNI's.
+      expect(tracesAt(events, TRACE_FROM_OVERLAY)).to.deep.include({ type: 'trace', endpointId: 0, srcIdentity: ALLOWED_ID, dstIdentity: 0, observationPoint: TRACE_FROM_OVERLAY, ctState: 0, packet: request });
+      expect(tracesAt(events, TRACE_TO_OVERLAY)).to.deep.include({ type: 'trace', endpointId: 0, srcIdentity: POD_ID, dstIdentity: 0, observationPoint: TRACE_TO_OVERLAY, ctState: 0, packet: reply });
+      // The arrival is traced before the endpoint judges it, its delivery after.
+      const order = events.map((e) => (e.type === 'trace' ? e.observationPoint : -1));
+      expect(order.indexOf(TRACE_FROM_OVERLAY)).to.be.lessThan(order.indexOf(0));
+
+      // A denied sender's packet is traced arriving and then dropped by the pod's policy.
+      expect(await ping(t.peerNs, POD_IP, SENDERS.denied.ip)).to.equal(false);
+      const denied = await t.node.call('drainEvents');
+      expect(tracesAt(denied, TRACE_FROM_OVERLAY).some((e) => e.srcIdentity === DENIED_ID && e.packet.srcIp === SENDERS.denied.ip)).to.equal(true);
+      expect(dropsOf(denied, DROP_POLICY)).to.have.length.greaterThan(0);
+      expect(tracesAt(denied, TRACE_TO_OVERLAY)).to.deep.equal([]);
     });
 
     it('syncNodeRoutes routes other pod CIDRs via the router IP on cilium_host with the pod MTU, writing only differences', async () => {

@@ -88,6 +88,31 @@ describe('hubble metrics', () => {
     expect(await m.registry.metrics()).to.match(/^hubble_history_lost_flows_total 0$/m);
   });
 
+  it('updates the prom-client counter once per series and scrape, however many flows it counted', async () => {
+    const m = new HubbleMetrics('flow:sourceContext=pod,tcp');
+    const { trace, reply } = flows();
+    const counter = m.registry.getSingleMetric('hubble_flows_processed_total') as unknown as { inc: (...args: unknown[]) => void };
+    const inc = counter.inc.bind(counter);
+    let updates = 0;
+    counter.inc = (...args: unknown[]) => {
+      updates++;
+      inc(...args);
+    };
+    for (let i = 0; i < 1000; i++) m.processFlow(i % 4 === 0 ? reply : trace);
+    const trace1 = { protocol: 'TCP', type: 'Trace', subtype: 'to-endpoint', verdict: 'FORWARDED' };
+    expect(await samples(m, 'hubble_flows_processed_total')).to.deep.equal([
+      { labels: { ...trace1, source: 'shop/cart-5c4b9-xk2p' }, value: 250 },
+      { labels: { ...trace1, source: 'shop/client-1' }, value: 750 },
+    ]);
+    expect(updates).to.equal(2);
+    for (let i = 0; i < 5; i++) m.processFlow(trace);
+    // Counts keep accumulating across scrapes; the series order and label order stay the exported ones.
+    const text = await m.registry.metrics();
+    expect(text).to.include('hubble_flows_processed_total{protocol="TCP",type="Trace",subtype="to-endpoint",verdict="FORWARDED",source="shop/client-1"} 755');
+    expect(text).to.match(/^hubble_tcp_flags_total\{family="IPv4",flag="SYN-ACK"\} 250\nhubble_tcp_flags_total\{family="IPv4",flag="SYN"\} 755$/m);
+    expect(updates).to.equal(3);
+  });
+
   it('flows to world: policy drops and requests only, with the port when asked', async () => {
     const m = new HubbleMetrics('flows-to-world:port;syn-only');
     const { trace, reply, drop } = flows();

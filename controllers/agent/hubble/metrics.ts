@@ -109,20 +109,79 @@ export function contextLabelNames(ctx: ContextOptions): string[] {
   return [...ctx.labels, ...(ctx.source.length > 0 ? ['source'] : []), ...(ctx.destination.length > 0 ? ['destination'] : [])];
 }
 
-/** The context label values of a flow, as upstream's GetLabelValues (direction-specific contexts override). */
-export function contextLabelValues(ctx: ContextOptions, flow: Flow): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const l of ctx.labels) out[l] = labelContextValue(l, flow);
+/** The context label values of a flow in contextLabelNames' order, as upstream's GetLabelValues (direction-specific contexts override). */
+function contextValueList(ctx: ContextOptions, flow: Flow): string[] {
+  const out = ctx.labels.map((l) => labelContextValue(l, flow));
   const dir = flow.traffic_direction;
   if (ctx.source.length > 0) {
     const ids = (dir === 'INGRESS' ? ctx.sourceIngress : dir === 'EGRESS' ? ctx.sourceEgress : undefined) ?? ctx.source;
-    out.source = firstNonEmpty(ids, flow, true);
+    out.push(firstNonEmpty(ids, flow, true));
   }
   if (ctx.destination.length > 0) {
     const ids = (dir === 'INGRESS' ? ctx.destinationIngress : dir === 'EGRESS' ? ctx.destinationEgress : undefined) ?? ctx.destination;
-    out.destination = firstNonEmpty(ids, flow, false);
+    out.push(firstNonEmpty(ids, flow, false));
   }
   return out;
+}
+
+/** The context labels of a flow by name. */
+export function contextLabelValues(ctx: ContextOptions, flow: Flow): Record<string, string> {
+  const values = contextValueList(ctx, flow);
+  return Object.fromEntries(contextLabelNames(ctx).map((name, i) => [name, values[i]!]));
+}
+
+/**
+ * A counter counted per flow. prom-client's inc(labels) builds a hash string of the label object,
+ * looks it up and validates every name on each call, which doubled a flow's cost; here a flow
+ * walks nested Maps by its label values (strings the flow already holds, so their hashes are
+ * cached) to its series' cell, and the cells' pending counts fold into the prom-client counter
+ * when the registry collects it. There is one cell per series the counter itself keeps, so the
+ * cache grows no further than the exported metric does.
+ */
+class FlowCounter {
+  private readonly root = new Map<string, unknown>();
+  private readonly pending: Cell[] = [];
+  private readonly counter: Counter;
+
+  /** `labelNames` in the order the exported series list them. */
+  constructor(registry: Registry, name: string, help: string, private readonly labelNames: readonly string[]) {
+    const flush = () => this.flush();
+    this.counter = new Counter({ name: `${PREFIX}${name}`, help, labelNames, registers: [registry], collect: flush });
+  }
+
+  /** Counts one flow for the series of `values`, given in labelNames' order. */
+  inc(values: readonly string[]): void {
+    let node = this.root;
+    const last = values.length - 1;
+    for (let i = 0; i < last; i++) {
+      let next = node.get(values[i]!) as Map<string, unknown> | undefined;
+      if (next === undefined) {
+        next = new Map();
+        node.set(values[i]!, next);
+      }
+      node = next;
+    }
+    let cell = node.get(values[last]!) as Cell | undefined;
+    if (cell === undefined) {
+      cell = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]!])), count: 0 };
+      node.set(values[last]!, cell);
+    }
+    if (cell.count === 0) this.pending.push(cell);
+    cell.count++;
+  }
+
+  private flush(): void {
+    for (const cell of this.pending) {
+      this.counter.inc(cell.labels, cell.count);
+      cell.count = 0;
+    }
+    this.pending.length = 0;
+  }
+}
+
+interface Cell {
+  readonly labels: Record<string, string>;
+  count: number;
 }
 
 type Handler = (flow: Flow) => void;
@@ -160,62 +219,62 @@ function destinationPort(flow: Flow): [string, number] | undefined {
 function makeHandler(registry: Registry, name: FlowMetricName, config: MetricConfig): Handler {
   const ctx = config.context;
   const ctxNames = contextLabelNames(ctx);
-  const values = (flow: Flow) => contextLabelValues(ctx, flow);
+  const values = (flow: Flow) => contextValueList(ctx, flow);
   switch (name) {
     case 'flow': {
-      const c = counter(registry, 'flows_processed_total', 'Total number of flows processed', ['protocol', 'type', 'subtype', 'verdict', ...ctxNames]);
+      const c = new FlowCounter(registry, 'flows_processed_total', 'Total number of flows processed', ['protocol', 'type', 'subtype', 'verdict', ...ctxNames]);
       return (flow) => {
         const [type, subtype] = flowTypeAndSubtype(flow);
-        c.inc({ protocol: flowProtocol(flow), type, subtype, verdict: flow.verdict, ...values(flow) });
+        c.inc([flowProtocol(flow), type, subtype, flow.verdict, ...values(flow)]);
       };
     }
     case 'drop': {
-      const c = counter(registry, 'drop_total', 'Number of drops', [...ctxNames, 'reason', 'protocol']);
+      const c = new FlowCounter(registry, 'drop_total', 'Number of drops', [...ctxNames, 'reason', 'protocol']);
       return (flow) => {
         if (flow.verdict !== 'DROPPED') return;
-        c.inc({ ...values(flow), reason: String(flow.drop_reason_desc ?? 'DROP_REASON_UNKNOWN'), protocol: flowProtocol(flow) });
+        c.inc([...values(flow), String(flow.drop_reason_desc ?? 'DROP_REASON_UNKNOWN'), flowProtocol(flow)]);
       };
     }
     case 'tcp': {
-      const c = counter(registry, 'tcp_flags_total', 'TCP flag occurrences', ['flag', 'family', ...ctxNames]);
+      const c = new FlowCounter(registry, 'tcp_flags_total', 'TCP flag occurrences', ['family', ...ctxNames, 'flag']);
       return (flow) => {
         const tcp = flow.l4?.TCP;
         if (!forwarded(flow) || tcp === undefined) return;
-        const base = { family: flow.IP.ipVersion, ...values(flow) };
-        if (tcp.flags.FIN) c.inc({ ...base, flag: 'FIN' });
-        if (tcp.flags.SYN) c.inc({ ...base, flag: tcp.flags.ACK ? 'SYN-ACK' : 'SYN' });
-        if (tcp.flags.RST) c.inc({ ...base, flag: 'RST' });
+        const base = [flow.IP.ipVersion, ...values(flow)];
+        if (tcp.flags.FIN) c.inc([...base, 'FIN']);
+        if (tcp.flags.SYN) c.inc([...base, tcp.flags.ACK ? 'SYN-ACK' : 'SYN']);
+        if (tcp.flags.RST) c.inc([...base, 'RST']);
       };
     }
     case 'port-distribution': {
-      const c = counter(registry, 'port_distribution_total', 'Numbers of packets distributed by destination port', ['protocol', 'port', ...ctxNames]);
+      const c = new FlowCounter(registry, 'port_distribution_total', 'Numbers of packets distributed by destination port', ['protocol', 'port', ...ctxNames]);
       return (flow) => {
         // A flow not known to be a request says nothing about the service port.
         if (!forwarded(flow) || flow.is_reply?.value !== false) return;
         const port = destinationPort(flow);
-        if (port) c.inc({ protocol: port[0], port: String(port[1]), ...values(flow) });
+        if (port) c.inc([port[0], String(port[1]), ...values(flow)]);
       };
     }
     case 'icmp': {
-      const c = counter(registry, 'icmp_total', 'Number of ICMP messages', ['family', 'type', ...ctxNames]);
+      const c = new FlowCounter(registry, 'icmp_total', 'Number of ICMP messages', ['family', 'type', ...ctxNames]);
       return (flow) => {
         const icmp = flow.l4?.ICMPv4;
-        if (icmp) c.inc({ family: 'IPv4', type: icmpSummary(icmp.type, icmp.code), ...values(flow) });
+        if (icmp) c.inc(['IPv4', icmpSummary(icmp.type, icmp.code), ...values(flow)]);
       };
     }
     case 'policy': {
-      const c = counter(registry, 'policy_verdicts_total', 'Total number of Cilium network policy verdicts', ['direction', 'match', 'action', ...ctxNames]);
+      const c = new FlowCounter(registry, 'policy_verdicts_total', 'Total number of Cilium network policy verdicts', ['direction', 'match', 'action', ...ctxNames]);
       return (flow) => {
         // The host may always reach local endpoints; its verdicts are noise.
         if (flow.event_type.type !== TYPE_POLICY_VERDICT || flow.source.identity === IDENTITY_HOST) return;
-        c.inc({ direction: flow.traffic_direction.toLowerCase(), match: policyMatchName(flow.policy_match_type ?? 0).toLowerCase(), action: flow.verdict.toLowerCase(), ...values(flow) });
+        c.inc([flow.traffic_direction.toLowerCase(), policyMatchName(flow.policy_match_type ?? 0).toLowerCase(), flow.verdict.toLowerCase(), ...values(flow)]);
       };
     }
     case 'flows-to-world': {
       const anyDrop = config.options.has('any-drop');
       const withPort = config.options.has('port');
       const synOnly = config.options.has('syn-only');
-      const c = counter(registry, 'flows_to_world_total', 'Total number of flows to reserved:world', ['protocol', 'verdict', ...(withPort ? ['port'] : []), ...ctxNames]);
+      const c = new FlowCounter(registry, 'flows_to_world_total', 'Total number of flows to reserved:world', ['protocol', 'verdict', ...(withPort ? ['port'] : []), ...ctxNames]);
       return (flow) => {
         if (flow.l4 === undefined || !flow.destination.labels.includes(WORLD_LABEL)) return;
         if (flow.verdict === 'DROPPED' && !anyDrop && flow.drop_reason_desc !== 'POLICY_DENIED') return;
@@ -223,7 +282,7 @@ function makeHandler(registry: Registry, name: FlowMetricName, config: MetricCon
         if (flow.verdict !== 'DROPPED' && reply) return;
         if (synOnly && (flow.l4.TCP?.flags.SYN !== true || reply)) return;
         const port = flow.l4.TCP?.destination_port ?? flow.l4.UDP?.destination_port ?? flow.l4.SCTP?.destination_port;
-        c.inc({ protocol: flowProtocol(flow), verdict: flow.verdict, ...(withPort ? { port: port === undefined ? '' : String(port) } : {}), ...values(flow) });
+        c.inc([flowProtocol(flow), flow.verdict, ...(withPort ? [port === undefined ? '' : String(port)] : []), ...values(flow)]);
       };
     }
   }

@@ -1,7 +1,7 @@
 // `cilium monitor` lines (pkg/monitor DumpInfo / DumpJSON of drop, trace and policy-verdict
 // notifications, GetConnectionSummary for the packet). Events arrive from the agent's
 // /v1/monitor stream as decoded DatapathEvents; what upstream prints from record fields our
-// events do not carry (flow hash, ifindex, drop site) prints as upstream prints a zero.
+// events do not carry (flow hash, ifindex) prints as upstream prints a zero.
 import type { DatapathEvent, PacketSummary } from '../../../datapath/types.js';
 import { IPPROTO_ICMP, IPPROTO_SCTP, IPPROTO_TCP, IPPROTO_UDP } from '../../../datapath/maps/protocols.js';
 import { bpfFileName, ctStateName, observationPointName, policyMatchName, reasonName } from '../text/datapath-names.js';
@@ -15,8 +15,6 @@ export type MonitorEvent = DatapathEvent & {
   /** Record fields a later stream may add; absent means 0 as in a record that leaves them unset. */
   hash?: number;
   ifindex?: number;
-  file?: number;
-  line?: number;
 };
 
 /** Upstream's monitor event type names (-t), of which our datapath emits these three. */

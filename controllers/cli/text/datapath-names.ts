@@ -157,8 +157,10 @@ export function observationPointName(point: number): string {
   return OBSERVATION_POINTS[point] ?? String(point);
 }
 
-// Our trace events number conntrack states from 1 (datapath/types.ts TraceEvent.ctState).
-const CT_STATES: Record<number, string> = { 1: 'new', 2: 'established', 3: 'reply', 4: 'related' };
+// Our trace events number conntrack states from 1 (datapath/types.ts TraceEvent.ctState), as
+// flow.TraceReason does; 0 is a trace taken before any conntrack lookup (at the tunnel), upstream's
+// TRACE_REASON_UNKNOWN.
+const CT_STATES: Record<number, string> = { 0: 'unknown', 1: 'new', 2: 'established', 3: 'reply', 4: 'related' };
 
 export function ctStateName(state: number): string {
   return CT_STATES[state] ?? String(state);

@@ -130,7 +130,8 @@ describe('cilium CLI against a running agent', function () {
     const run = await monitor;
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stderr).to.match(/Press Ctrl-C to quit\n/);
-    expect(run.stdout).to.contain(`xx drop (Policy denied) flow 0x0 to endpoint ${db.endpoint.id}, `);
+    // The drop site the record carries: bpf_lxc.c, the program that judged the ping.
+    expect(run.stdout).to.match(new RegExp(`^xx drop \\(Policy denied\\) flow 0x0 to endpoint ${db.endpoint.id}, ifindex 0, file bpf_lxc\\.c:[1-9]\\d*, , `, 'm'));
     expect(run.stdout).to.contain(`identity ${web.endpoint.identity}->${db.endpoint.identity}: ${web.ip} -> ${db.ip} icmp EchoRequest\n`);
     expect(run.stdout.split('\n').filter(Boolean).every((l) => l.startsWith('xx drop ')), run.stdout).to.equal(true);
   });
